@@ -1,0 +1,119 @@
+// A client for the Docker Engine REST API v1.41 over a Unix socket (or plain
+// TCP), on Poco::Net.
+//
+// How it talks to the engine:
+// - Each request is HTTP/1.1 on a connection from a small pool of keep-alive
+//   connections (guarded by a mutex, so one Client may serve several
+//   threads). A connection the engine closed while idle is noticed on its
+//   next use, dropped, and the request retried once on a new one.
+// - Requests that stream (exec output, pull progress, wait) take a
+//   connection of their own, never returned to the pool: the engine hijacks
+//   it, and concurrent streams must not share one.
+// - Poco's HTTPClientSession built on an already connected socket cannot
+//   reconnect (it has no host), and its setHost() throws; so we set the Host
+//   header on each request and open a new socket ourselves.
+// Every request carries the /v1.41 prefix: the engine answers exactly as its
+// v1.41 API documents, whatever its own version.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "docker/engine_address.h"
+#include "docker/errors.h"
+#include "docker/stream_demux.h"
+#include "docker/types.h"
+
+namespace ce::docker {
+
+class Connection;
+
+enum class Force { no, yes };
+enum class Which { running, all };
+
+using OutputSink = std::function<void(StreamKind, std::string_view)>;
+using PullSink = std::function<void(const PullProgress&)>;
+
+class Client {
+ public:
+  static constexpr const char* api_version = "1.41";
+
+  explicit Client(EngineAddress address = EngineAddress::from_environment());
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const EngineAddress& address() const { return address_; }
+
+  // GET /_ping. Throws EngineError(unreachable | permission_denied).
+  void ping();
+  EngineVersion version();
+  // ping and version; refuses an engine whose API is older than 1.41.
+  EngineVersion check_engine();
+
+  // Images.
+  ImageInfo inspect_image(const std::string& name);
+  // nullopt when the engine has no such image.
+  std::optional<ImageInfo> find_image(const std::string& name);
+  std::vector<ImageSummary> list_images(const Labels& labels);
+  void tag_image(const std::string& image, const std::string& repo, const std::string& tag);
+  void remove_image(const std::string& image, Force force = Force::no);
+  // Pulls NAME[:TAG] (TAG defaults to latest), reporting progress as it comes.
+  // Throws EngineError(registry_unreachable) naming the image when no
+  // registry answers.
+  void pull_image(const std::string& name, const PullSink& on_progress = {});
+
+  // Containers. Returns the new container's id.
+  std::string create_container(const ContainerSpec& spec);
+  void start_container(const std::string& id);  // already running: no error
+  void stop_container(const std::string& id, int timeout_seconds = 10);  // already stopped: no error
+  void kill_container(const std::string& id, const std::string& signal = "SIGKILL");
+  // Blocks until the container is not running; returns its exit code.
+  int wait_container(const std::string& id);
+  ContainerInfo inspect_container(const std::string& id);
+  std::optional<ContainerInfo> find_container(const std::string& id);
+  std::vector<ContainerSummary> list_containers(const Labels& labels, Which which = Which::all);
+  void remove_container(const std::string& id, Force force = Force::no);
+
+  // Exec. create_exec returns the exec id; start_exec hands stdout and stderr
+  // to `sink` chunk by chunk as they arrive and returns when both close.
+  std::string create_exec(const std::string& container, const ExecSpec& spec);
+  void start_exec(const std::string& exec_id, const OutputSink& sink);
+  // The exec's state; waits briefly for the engine to record the exit code of
+  // a command whose streams have closed.
+  ExecState inspect_exec(const std::string& exec_id);
+  // create + start + inspect: the command's exit code.
+  int run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink);
+
+  // Commits a container into an image; returns the image id.
+  std::string commit(const CommitSpec& spec);
+
+ private:
+  struct Response {
+    int status = 0;
+    std::string body;
+  };
+
+  Response request(const std::string& method, const std::string& path,
+                   const std::string& body = {}, bool versioned = true);
+  // A request on a connection of its own; the response body is handed to
+  // `on_bytes` as it arrives. Error statuses throw with the daemon's message.
+  void request_stream(const std::string& method, const std::string& path,
+                      const std::string& body,
+                      const std::function<void(std::string_view)>& on_bytes);
+  std::unique_ptr<Connection> acquire();
+  void release(std::unique_ptr<Connection> connection);
+  [[noreturn]] void throw_transport_error(const std::string& endpoint, int error_code,
+                                          const std::string& reason, bool connecting) const;
+
+  EngineAddress address_;
+  std::mutex pool_mutex_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+};
+
+}  // namespace ce::docker

@@ -1,0 +1,36 @@
+// The Docker Engine API's JSON (v1.41) to and from docker/types.h.
+// Readers tolerate missing fields (older or newer engines omit some) and
+// throw EngineError(protocol) only when the document is not JSON at all.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "docker/types.h"
+
+namespace ce::docker::json {
+
+std::string container_create_body(const ContainerSpec& spec);
+std::string exec_create_body(const ExecSpec& spec);
+std::string commit_body(const CommitSpec& spec);
+// filters={"label":["k=v",...]} for the list endpoints, URL-encoded by the caller.
+std::string label_filter(const Labels& labels);
+
+ContainerInfo parse_container_info(const std::string& text);
+std::vector<ContainerSummary> parse_container_list(const std::string& text);
+ImageInfo parse_image_info(const std::string& text);
+std::vector<ImageSummary> parse_image_list(const std::string& text);
+ExecState parse_exec_state(const std::string& text);
+// The "StatusCode" of a wait answer.
+int parse_wait_status(const std::string& text);
+EngineVersion parse_version(const std::string& text);
+// The "Id" of a create response.
+std::string parse_id(const std::string& text);
+// The "message" of an error response; the text itself if it is not JSON.
+std::string parse_error_message(const std::string& text);
+
+// One line of a pull's progress stream. An "error" member becomes
+// `error` (and the return value is then false).
+bool parse_pull_line(const std::string& line, PullProgress& progress, std::string& error);
+
+}  // namespace ce::docker::json

@@ -1,0 +1,146 @@
+// The engine's objects as the rest of ce-run sees them: plain structs, no
+// Poco types. json_mapping.h converts them to and from the API's JSON.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ce::docker {
+
+using Labels = std::map<std::string, std::string>;
+
+enum class Access { read_write, read_only };
+
+struct Bind {
+  std::string host_path;
+  std::string container_path;
+  Access access = Access::read_write;
+};
+
+// What POST /containers/create needs.
+struct ContainerSpec {
+  std::string name;  // empty: the engine picks one
+  std::string image;
+  std::vector<std::string> cmd;         // empty: the image's
+  std::vector<std::string> entrypoint;  // empty: the image's
+  std::vector<std::string> env;         // "KEY=value"
+  std::string working_dir;
+  std::string user;
+  Labels labels;
+  std::vector<Bind> binds;
+  std::string network_mode;       // empty: the engine's default (bridge)
+  std::int64_t nano_cpus = 0;     // 0: unlimited
+  std::int64_t memory_bytes = 0;  // 0: unlimited
+  std::int64_t pids_limit = 0;    // 0: unlimited
+  bool init = false;              // run the engine's init as PID 1
+};
+
+struct ContainerState {
+  std::string status;  // created, running, paused, restarting, removing, exited, dead
+  bool running = false;
+  int exit_code = 0;
+  std::int64_t pid = 0;
+  std::string started_at;
+  std::string finished_at;
+};
+
+// GET /containers/{id}/json
+struct ContainerInfo {
+  std::string id;
+  std::string name;
+  std::string image_id;
+  std::string created;
+  ContainerState state;
+  Labels labels;
+  std::vector<std::string> env;
+  std::string working_dir;
+  std::string user;
+  std::vector<Bind> binds;
+  std::string network_mode;
+  std::int64_t nano_cpus = 0;
+  std::int64_t memory_bytes = 0;
+  std::int64_t pids_limit = 0;
+  bool init = false;
+};
+
+// An entry of GET /containers/json
+struct ContainerSummary {
+  std::string id;
+  std::vector<std::string> names;
+  std::string image;
+  std::string image_id;
+  std::string state;
+  std::string status;
+  std::int64_t created = 0;  // seconds since the epoch
+  Labels labels;
+};
+
+// GET /images/{name}/json
+struct ImageInfo {
+  std::string id;  // sha256:...
+  std::vector<std::string> repo_tags;
+  std::string parent;
+  std::string created;
+  std::int64_t size = 0;
+  Labels labels;
+  std::vector<std::string> cmd;
+  std::vector<std::string> env;
+  std::string working_dir;
+};
+
+// An entry of GET /images/json
+struct ImageSummary {
+  std::string id;
+  std::vector<std::string> repo_tags;
+  std::int64_t created = 0;
+  std::int64_t size = 0;
+  Labels labels;
+};
+
+struct ExecSpec {
+  std::vector<std::string> cmd;
+  std::vector<std::string> env;
+  std::string working_dir;
+  std::string user;
+};
+
+// GET /exec/{id}/json
+struct ExecState {
+  bool running = false;
+  int exit_code = 0;
+  std::int64_t pid = 0;
+};
+
+// POST /commit: the new image's labels and config changes. Unset fields keep
+// the container's values.
+struct CommitSpec {
+  std::string container;
+  std::string repo;  // may be empty: an untagged image
+  std::string tag;
+  std::string comment;
+  Labels labels;
+  std::optional<std::vector<std::string>> cmd;
+  std::optional<std::vector<std::string>> env;
+  std::optional<std::string> working_dir;
+};
+
+// GET /version
+struct EngineVersion {
+  std::string version;
+  std::string api_version;
+  std::string min_api_version;
+  std::string os;
+  std::string arch;
+};
+
+// One message of a pull's progress stream.
+struct PullProgress {
+  std::string id;  // layer id, may be empty
+  std::string status;
+  std::string progress;
+};
+
+}  // namespace ce::docker

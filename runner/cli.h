@@ -1,0 +1,43 @@
+// The ce-run command: arguments into a Command, then run it.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ce::runner {
+
+// Exit codes of ce-run's own failures (docs/cli.md). Otherwise ce-run exits
+// with the computation's code.
+namespace exit_code {
+constexpr int runner_error = 125;  // as docker run: ce-run itself failed
+constexpr int not_executable = 126;
+constexpr int not_found = 127;
+}  // namespace exit_code
+
+enum class Verbosity { quiet, normal, verbose };
+
+struct Command {
+  enum class Action { run, help, version };
+  Action action = Action::run;
+  Verbosity verbosity = Verbosity::normal;
+  std::string compdir;
+  std::vector<std::string> inputs;
+  std::vector<std::string> command;  // after "--"
+};
+
+// Throws UsageError.
+Command parse_command_line(const std::vector<std::string>& args);
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Runs a parsed command; returns the process exit code.
+int run(const Command& command);
+
+// main(): parse, run, catch once, print "ce-run: error: ...".
+int main(int argc, char** argv);
+
+}  // namespace ce::runner

@@ -1,0 +1,3 @@
+#include "runner/cli.h"
+
+int main(int argc, char** argv) { return ce::runner::main(argc, argv); }

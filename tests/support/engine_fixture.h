@@ -1,0 +1,48 @@
+// Support for [docker] tests: a client of the real engine, a label that marks
+// every resource a test creates, and cleanup of all of them when the test
+// ends, failed or not.
+#pragma once
+
+#include <boost/filesystem.hpp>
+#include <string>
+#include <vector>
+
+#include "docker/client.h"
+
+namespace ce::test {
+
+// A fresh directory for one test case; removed when the case passes, kept
+// (and its path printed) when it fails, as ccache's tests do.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const boost::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+
+ private:
+  boost::filesystem::path path_;
+};
+
+class EngineFixture {
+ public:
+  EngineFixture();
+  ~EngineFixture();
+
+  docker::Client client;
+  // ce-run.test=<unique per fixture>: on every container and image made here.
+  const docker::Labels& labels() const { return labels_; }
+
+  // Creates a container with the test label (and the spec's own labels).
+  std::string create(docker::ContainerSpec spec);
+  // create + start of busybox:latest running `sleep` as PID 1 under init.
+  std::string start_busybox(std::vector<docker::Bind> binds = {});
+  // Runs a command and returns its exit code, collecting stdout and stderr.
+  int exec(const std::string& container, std::vector<std::string> cmd, std::string* out = nullptr,
+           std::string* err = nullptr);
+
+ private:
+  docker::Labels labels_;
+};
+
+}  // namespace ce::test

@@ -1,0 +1,177 @@
+#include <catch2/catch.hpp>
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include "docker/errors.h"
+#include "docker/json_mapping.h"
+
+using namespace ce::docker;
+using Poco::JSON::Object;
+
+namespace {
+Object::Ptr parse(const std::string& text) {
+  Poco::JSON::Parser parser;
+  return parser.parse(text).extract<Object::Ptr>();
+}
+}  // namespace
+
+TEST_CASE("a container spec maps onto the create body of API 1.41", "[json]") {
+  ContainerSpec spec;
+  spec.image = "busybox:latest";
+  spec.cmd = {"sleep", "infinity"};
+  spec.env = {"GFSDIR=/gfs", "COMPDIR=/comp"};
+  spec.working_dir = "/work";
+  spec.user = "1000:1000";
+  spec.labels = {{"ce-run.computation", "hello"}, {"ce-run.commit", "abc"}};
+  spec.binds = {{"/srv/gfs", "/gfs", Access::read_write}, {"/home/me/comp:x", "/comp", Access::read_only}};
+  spec.network_mode = "none";
+  spec.nano_cpus = 1500000000;
+  spec.memory_bytes = 256 << 20;
+  spec.pids_limit = 100;
+  spec.init = true;
+
+  auto body = parse(json::container_create_body(spec));
+  CHECK(body->getValue<std::string>("Image") == "busybox:latest");
+  CHECK(body->getArray("Cmd")->getElement<std::string>(1) == "infinity");
+  CHECK(body->getArray("Env")->size() == 2);
+  CHECK(body->getValue<std::string>("WorkingDir") == "/work");
+  CHECK(body->getValue<std::string>("User") == "1000:1000");
+  CHECK(body->getObject("Labels")->getValue<std::string>("ce-run.commit") == "abc");
+  CHECK_FALSE(body->getValue<bool>("Tty"));
+  auto host = body->getObject("HostConfig");
+  CHECK(host->getValue<std::string>("NetworkMode") == "none");
+  CHECK(host->getValue<std::int64_t>("NanoCpus") == 1500000000);
+  CHECK(host->getValue<std::int64_t>("Memory") == (256 << 20));
+  CHECK(host->getValue<std::int64_t>("PidsLimit") == 100);
+  CHECK(host->getValue<bool>("Init"));
+  auto mounts = host->getArray("Mounts");
+  REQUIRE(mounts->size() == 2);
+  auto ro = mounts->getObject(1);
+  CHECK(ro->getValue<std::string>("Type") == "bind");
+  CHECK(ro->getValue<std::string>("Source") == "/home/me/comp:x");  // a ':' survives
+  CHECK(ro->getValue<std::string>("Target") == "/comp");
+  CHECK(ro->getValue<bool>("ReadOnly"));
+  CHECK_FALSE(mounts->getObject(0)->getValue<bool>("ReadOnly"));
+}
+
+TEST_CASE("unset limits are left out of the create body", "[json]") {
+  ContainerSpec spec;
+  spec.image = "busybox:latest";
+  auto body = parse(json::container_create_body(spec));
+  CHECK_FALSE(body->has("Cmd"));
+  CHECK_FALSE(body->has("User"));
+  auto host = body->getObject("HostConfig");
+  CHECK_FALSE(host->has("NanoCpus"));
+  CHECK_FALSE(host->has("Memory"));
+  CHECK_FALSE(host->has("PidsLimit"));
+  CHECK_FALSE(host->has("NetworkMode"));
+}
+
+TEST_CASE("exec and commit bodies carry what was asked", "[json]") {
+  auto exec = parse(json::exec_create_body({{"sh", "-c", "echo \"hi\""}, {"A=1"}, "/tmp", "nobody"}));
+  CHECK(exec->getArray("Cmd")->getElement<std::string>(2) == "echo \"hi\"");
+  CHECK(exec->getValue<bool>("AttachStdout"));
+  CHECK(exec->getValue<bool>("AttachStderr"));
+  CHECK_FALSE(exec->getValue<bool>("Tty"));
+  CHECK(exec->getValue<std::string>("User") == "nobody");
+
+  CommitSpec commit;
+  commit.labels = {{"ce-run.stage", "2"}};
+  commit.cmd = std::vector<std::string>{"bash"};
+  commit.working_dir = "/";
+  auto body = parse(json::commit_body(commit));
+  CHECK(body->getObject("Labels")->getValue<std::string>("ce-run.stage") == "2");
+  CHECK(body->getArray("Cmd")->getElement<std::string>(0) == "bash");
+  CHECK(body->getValue<std::string>("WorkingDir") == "/");
+  CHECK_FALSE(body->has("Env"));  // unset: the container's env is kept
+}
+
+TEST_CASE("label filters list key=value pairs", "[json]") {
+  auto filter = parse(json::label_filter({{"a", "1"}, {"b", ""}}));
+  auto values = filter->getArray("label");
+  REQUIRE(values->size() == 2);
+  CHECK(values->getElement<std::string>(0) == "a=1");
+  CHECK(values->getElement<std::string>(1) == "b");
+}
+
+TEST_CASE("a container description is read, missing and null members tolerated", "[json]") {
+  auto info = json::parse_container_info(R"({
+    "Id": "4fa6e0f0c678", "Name": "/ce-hello", "Image": "sha256:3f89", "Created": "2026-11-23T10:00:00Z",
+    "State": {"Status": "exited", "Running": false, "ExitCode": 3, "Pid": 0},
+    "Config": {"Labels": {"ce-run.commit": "abc"}, "Env": ["A=1"], "WorkingDir": "", "User": null},
+    "HostConfig": {"NetworkMode": "none", "Memory": 1048576, "Init": true, "NanoCpus": null},
+    "Mounts": [{"Type": "bind", "Source": "/srv/gfs", "Destination": "/gfs", "RW": true},
+               {"Type": "bind", "Source": "/c", "Destination": "/c", "RW": false},
+               {"Type": "volume", "Name": "x", "Destination": "/v", "RW": true}],
+    "SomethingNewer": {"x": 1}})");
+  CHECK(info.id == "4fa6e0f0c678");
+  CHECK(info.name == "ce-hello");
+  CHECK(info.state.status == "exited");
+  CHECK(info.state.exit_code == 3);
+  CHECK_FALSE(info.state.running);
+  CHECK(info.labels.at("ce-run.commit") == "abc");
+  CHECK(info.user.empty());
+  CHECK(info.network_mode == "none");
+  CHECK(info.memory_bytes == 1048576);
+  CHECK(info.nano_cpus == 0);
+  CHECK(info.init);
+  REQUIRE(info.binds.size() == 2);
+  CHECK(info.binds[1].access == Access::read_only);
+  CHECK(info.binds[0].access == Access::read_write);
+}
+
+TEST_CASE("image and container lists are read", "[json]") {
+  auto images = json::parse_image_list(
+      R"([{"Id":"sha256:aa","RepoTags":["ce/x:stage-1"],"Created":1700000000,"Size":42,"Labels":{"k":"v"}},
+          {"Id":"sha256:bb","RepoTags":null,"Labels":null}])");
+  REQUIRE(images.size() == 2);
+  CHECK(images[0].repo_tags.at(0) == "ce/x:stage-1");
+  CHECK(images[0].labels.at("k") == "v");
+  CHECK(images[1].repo_tags.empty());
+  auto containers = json::parse_container_list(
+      R"([{"Id":"cc","Names":["/one"],"Image":"busybox","ImageID":"sha256:aa","State":"running",
+           "Status":"Up 2 seconds","Created":1700000001,"Labels":{"ce-run.test":"1"}}])");
+  REQUIRE(containers.size() == 1);
+  CHECK(containers[0].names.at(0) == "one");
+  CHECK(containers[0].state == "running");
+  CHECK(containers[0].created == 1700000001);
+}
+
+TEST_CASE("exec state, version, ids and wait answers are read", "[json]") {
+  auto exec = json::parse_exec_state(R"({"Running":false,"ExitCode":7,"Pid":1234})");
+  CHECK(exec.exit_code == 7);
+  CHECK(exec.pid == 1234);
+  auto v = json::parse_version(R"({"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"})");
+  CHECK(v.api_version == "1.41");
+  CHECK(json::parse_id(R"({"Id":"abc","Warnings":[]})") == "abc");
+  CHECK(json::parse_wait_status(R"({"StatusCode":137,"Error":null})") == 137);
+  REQUIRE_THROWS_WITH(json::parse_wait_status(R"({"StatusCode":0,"Error":{"Message":"boom"}})"),
+                      "waiting for the container failed: boom");
+}
+
+TEST_CASE("error bodies give the daemon's message", "[json]") {
+  CHECK(json::parse_error_message(R"({"message":"No such image: x:latest"})") == "No such image: x:latest");
+  CHECK(json::parse_error_message("page not found\n") == "page not found");
+}
+
+TEST_CASE("pull progress lines are read and errors reported", "[json]") {
+  PullProgress p;
+  std::string error;
+  REQUIRE(json::parse_pull_line(R"({"status":"Downloading","progress":"[==>  ]","id":"a1"})", p, error));
+  CHECK(p.status == "Downloading");
+  CHECK(p.id == "a1");
+  CHECK_FALSE(json::parse_pull_line(R"({"errorDetail":{"message":"x"},"error":"manifest unknown"})", p, error));
+  CHECK(error == "manifest unknown");
+}
+
+TEST_CASE("text that is not JSON is a protocol error", "[json]") {
+  REQUIRE_THROWS_WITH(json::parse_id("<html>"),
+                      Catch::StartsWith("the engine's answer is not valid JSON"));
+  try {
+    json::parse_container_list("{}");
+    FAIL("no exception");
+  } catch (const EngineError& e) {
+    CHECK(e.kind() == ErrorKind::protocol);
+  }
+}
