@@ -43,6 +43,18 @@ std::string where(const std::string& origin, const toml::source_region& at) {
   return origin + ":" + std::to_string(at.begin.line) + ":" + std::to_string(at.begin.column) + ": ";
 }
 
+std::string type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date or time";
+  }
+}
+
 std::string known_keys() {
   std::string out;
   for (const auto& k : keys) out += (out.empty() ? "" : ", ") + std::string(k.name);
@@ -76,9 +88,7 @@ DockerConf parse_docker_conf(std::string_view text, const std::string& origin) {
     switch (spec->type) {
       case KeyType::string:
         if (!node.is_string())
-          throw ConfigError(where(origin, node.source()) + "'" + spec->name + "' must be a string, not " +
-                            std::string(toml::impl::node_type_friendly_names[static_cast<int>(node.type())]) +
-                            "; e.g. " + spec->name + " = \"...\"");
+          throw ConfigError(where(origin, node.source()) + "'" + spec->name + "' must be a string, not " + type_name(node) + "; e.g. " + spec->name + " = \"...\"");
         conf.*(spec->field) = **node.as_string();
         if ((conf.*(spec->field)).empty())
           throw ConfigError(where(origin, node.source()) + "'" + spec->name + "' must not be empty");
