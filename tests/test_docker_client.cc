@@ -288,3 +288,19 @@ TEST_CASE("stop, kill and wait report how a container ended", "[docker]") {
   auto info = f.client.inspect_container(second);
   CHECK(info.state.status == "exited");
 }
+
+TEST_CASE("debian:bookworm from make-base-images can apt-get install a package", "[docker]") {
+  EngineFixture f;
+  ContainerSpec spec;
+  spec.image = "debian:bookworm";
+  spec.cmd = {"sleep", "infinity"};
+  spec.init = true;
+  auto id = f.create(spec);
+  f.client.start_container(id);
+  std::string out, err;
+  int code = f.exec(id, {"bash", "-c", "apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello"},
+                    &out, &err);
+  INFO(err);
+  CHECK(code == 0);
+  CHECK(out == "Hello, world!\n");
+}
