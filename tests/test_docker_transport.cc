@@ -95,3 +95,12 @@ TEST_CASE("error statuses carry the daemon's message", "[transport]") {
           "No such container: deadbeef (HTTP 404 from POST /v1.41/containers/deadbeef/start)");
   }
 }
+
+TEST_CASE("a tcp:// DOCKER_HOST is reached over TCP", "[transport]") {
+  FakeEngine engine({{FakeEngine::ok("OK", "text/plain")},
+                     {FakeEngine::ok(R"({"Version":"20.10.24","ApiVersion":"1.41"})")}},
+                    FakeEngine::Listen::tcp_loopback);
+  Client client(EngineAddress::parse(engine.uri()));
+  CHECK(client.check_engine().version == "20.10.24");
+  CHECK(engine.request_lines() == std::vector<std::string>{"GET /_ping HTTP/1.1", "GET /version HTTP/1.1"});
+}

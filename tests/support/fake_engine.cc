@@ -1,6 +1,8 @@
 #include "support/fake_engine.h"
 
 #include <cstring>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -9,7 +11,21 @@
 
 namespace ce::test {
 
-FakeEngine::FakeEngine(std::vector<Reply> replies) : replies_(std::move(replies)) {
+FakeEngine::FakeEngine(std::vector<Reply> replies, Listen listen) : replies_(std::move(replies)) {
+  if (listen == Listen::tcp_loopback) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;  // any free port
+    socklen_t size = sizeof address;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(listen_fd_, 8) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0)
+      throw std::runtime_error("cannot listen on 127.0.0.1");
+    uri_ = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+    thread_ = std::thread([this] { serve(); });
+    return;
+  }
   char tmpl[] = "/tmp/ce-fake-engine-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -21,6 +37,7 @@ FakeEngine::FakeEngine(std::vector<Reply> replies) : replies_(std::move(replies)
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
       ::listen(listen_fd_, 8) != 0)
     throw std::runtime_error("cannot listen on " + path_);
+  uri_ = "unix://" + path_;
   thread_ = std::thread([this] { serve(); });
 }
 
@@ -28,8 +45,10 @@ FakeEngine::~FakeEngine() {
   stop_ = true;
   thread_.join();
   ::close(listen_fd_);
-  ::unlink(path_.c_str());
-  ::rmdir(dir_.c_str());
+  if (!path_.empty()) {
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
 }
 
 std::vector<std::string> FakeEngine::request_lines() const { return request_lines_; }

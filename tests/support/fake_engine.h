@@ -18,10 +18,11 @@ class FakeEngine {
     bool close_after = false;  // close the connection after sending it
   };
 
-  explicit FakeEngine(std::vector<Reply> replies);
+  enum class Listen { unix_socket, tcp_loopback };
+  explicit FakeEngine(std::vector<Reply> replies, Listen listen = Listen::unix_socket);
   ~FakeEngine();
 
-  std::string uri() const { return "unix://" + path_; }
+  std::string uri() const { return uri_; }
   int connections() const { return connections_; }
   std::vector<std::string> request_lines() const;
 
@@ -31,7 +32,7 @@ class FakeEngine {
  private:
   void serve();
 
-  std::string dir_, path_;
+  std::string dir_, path_, uri_;
   int listen_fd_ = -1;
   std::vector<Reply> replies_;
   std::vector<std::string> request_lines_;
