@@ -34,6 +34,24 @@ bool is_redirect_op(const std::string& op) {
 bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
 
+bool is_name(std::string_view w) {
+  return !w.empty() && is_name_start(w[0]) && std::all_of(w.begin() + 1, w.end(), is_name_char);
+}
+
+// NAME=... or NAME[...]=... or NAME+=...
+bool is_assignment(std::string_view w) {
+  auto eq = w.find('=');
+  if (eq == std::string_view::npos || eq == 0) return false;
+  auto name = w.substr(0, eq);
+  if (name.back() == '+') name.remove_suffix(1);
+  auto bracket = name.find('[');
+  if (bracket != std::string_view::npos) {
+    if (name.back() != ']') return false;
+    name = name.substr(0, bracket);
+  }
+  return is_name(name);
+}
+
 // NAME=, NAME+=, NAME[...]=, NAME[...]+=: a word that may take an array value.
 bool is_assignment_prefix(std::string_view w) {
   if (w.empty() || !is_name_start(w[0]) || w.back() != '=') return false;
@@ -205,6 +223,7 @@ class Parser {
   }
 
   Token read_word() {
+    bool continuation = false;
     Token t;
     t.type = TokenType::word;
     t.begin = pos_;
@@ -219,6 +238,14 @@ class Parser {
           c == ')') {
         break;
       }
+      if (c == '[' && assignment_allowed_ && pos_ > t.begin &&
+          is_name(src_.substr(t.begin, pos_ - t.begin))) {
+        // NAME[subscript] where an assignment may stand: bash reads the
+        // subscript as one piece, blanks and all.
+        std::size_t open = pos_++;
+        scan_matched('[', ']', open, "[");
+        continue;
+      }
       if (c == '(') {
         if (is_assignment_prefix(src_.substr(t.begin, pos_ - t.begin))) {
           scan_array();
@@ -227,8 +254,12 @@ class Parser {
         break;
       }
       if (c == '\\') {
+        if (ch(pos_ + 1) == '\n') {
+          continuation = true;
+        } else {
+          t.quoted = true;
+        }
         skip2();
-        t.quoted = true;
       } else if (c == '\'') {
         scan_single_quote();
         t.quoted = true;
@@ -247,6 +278,18 @@ class Parser {
     }
     t.end = pos_;
     t.text = std::string(src_.substr(t.begin, t.end - t.begin));
+    if (continuation && !t.quoted) {
+      // `\` newline inside an unquoted word joins it: `fi\<newline>` is `fi`.
+      std::string joined;
+      for (std::size_t i = 0; i < t.text.size(); ++i) {
+        if (t.text[i] == '\\' && i + 1 < t.text.size() && t.text[i + 1] == '\n') {
+          ++i;
+          continue;
+        }
+        joined += t.text[i];
+      }
+      t.text = std::move(joined);
+    }
     return t;
   }
 
@@ -388,7 +431,8 @@ class Parser {
         fail(open, std::string("unterminated `") + what + "': no matching `" + close_char +
                        "' before the end of the file");
       char c = src_[pos_];
-      if (c == open_char) {
+      if (c == open_char && open_char != '{') {
+        // Inside ${ }, only another ${ nests (scan_dollar takes it), as in bash.
         ++level;
         ++pos_;
       } else if (c == close_char) {
@@ -519,8 +563,33 @@ class Parser {
   Token consume() {
     Token t = peek();
     ahead_.reset();
+    note_for_assignments(t);
     record(t, t.type == TokenType::newline ? ";" : t.text);
     return t;
+  }
+
+  // Whether the next word may be an assignment, as bash's
+  // assignment_acceptable() decides: at the start of a command, after
+  // assignments, and among the arguments of declaration builtins.
+  void note_for_assignments(const Token& t) {
+    if (case_patterns_) {  // a case pattern is never an assignment
+      assignment_allowed_ = false;
+      return;
+    }
+    if (t.type != TokenType::word) {
+      assignment_allowed_ = !(t.type == TokenType::op && is_redirect_op(t.text));
+      declaration_ = false;
+      return;
+    }
+    static const char* const starters[] = {"then", "do", "else", "elif", "if", "while", "until", "{", "!", "time", "in"};
+    static const char* const declarations[] = {"declare", "typeset", "local", "export", "readonly"};
+    if (!t.quoted) {
+      for (const char* w : declarations)
+        if (t.text == w && assignment_allowed_) declaration_ = true;
+      for (const char* w : starters)
+        if (t.text == w && assignment_allowed_) return;
+    }
+    assignment_allowed_ = declaration_ || is_assignment(t.text);
   }
 
   void record(const Token& t, const std::string& normalized) {
@@ -531,7 +600,11 @@ class Parser {
 
   // Newlines where bash allows them without ending anything.
   void skip_linebreaks() {
-    while (peek().type == TokenType::newline) ahead_.reset();
+    while (peek().type == TokenType::newline) {
+      ahead_.reset();
+      assignment_allowed_ = !case_patterns_;
+      declaration_ = false;
+    }
   }
 
   bool is_reserved(const Token& t, std::string_view word) const {
@@ -690,7 +763,7 @@ class Parser {
     enter(t.begin);
     std::string word;
     if (t.type == TokenType::word && !t.quoted) {
-      static const char* const misplaced[] = {"then", "else", "elif", "fi", "do", "done", "esac", "}"};
+      static const char* const misplaced[] = {"then", "else", "elif", "fi", "do", "done", "esac", "}", "]]"};
       for (const char* m : misplaced)
         if (t.text == m) unexpected(t);
     }
@@ -943,11 +1016,14 @@ class Parser {
     consume();
     skip_linebreaks();
     if (peek().type == TokenType::end) unclosed(keyword, "in");
+    case_patterns_ = true;
     expect_reserved("in", keyword);
     for (;;) {
+      case_patterns_ = true;
       skip_linebreaks();
       Token t = peek();
       if (is_reserved(t, "esac")) {
+        case_patterns_ = false;
         consume();
         return;
       }
@@ -963,6 +1039,7 @@ class Parser {
           continue;
         }
         if (is_op(next, ")")) {
+          case_patterns_ = false;
           consume();
           break;
         }
@@ -1058,6 +1135,9 @@ class Parser {
   std::vector<Body> bodies_;
   int depth_ = 0;
   int word_nesting_ = 0;
+  bool assignment_allowed_ = true;
+  bool case_patterns_ = false;  // the next words are case patterns
+  bool declaration_ = false;
 
   bool in_unit_ = false;
   Unit unit_;
