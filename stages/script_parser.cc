@@ -635,6 +635,8 @@ class Parser {
 
   void end_unit() {
     in_unit_ = false;
+    // `a;` runs as `a` does: the terminating `;` is not part of the text.
+    if (!unit_tokens_.empty() && unit_tokens_.back() == ";") unit_tokens_.pop_back();
     std::string normalized, rest;
     for (std::size_t i = 0; i < unit_tokens_.size(); ++i) {
       normalized += (i ? " " : "") + unit_tokens_[i];
