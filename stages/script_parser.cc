@@ -1153,4 +1153,17 @@ class Parser {
 
 ParsedScript parse_script(std::string_view text) { return Parser(text).run(); }
 
+std::string unit_source(std::string_view text, const Unit& unit) {
+  std::string out;
+  for (std::size_t i = 0; i < unit.spans.size(); ++i) {
+    auto [begin, end] = unit.spans[i];
+    if (i > 0) {
+      auto gap = text.substr(unit.spans[i - 1].second, begin - unit.spans[i - 1].second);
+      out.append(static_cast<std::size_t>(std::count(gap.begin(), gap.end(), '\n')), '\n');
+    }
+    out.append(text.substr(begin, end - begin));
+  }
+  return out;
+}
+
 }  // namespace ce::stages

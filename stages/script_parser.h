@@ -80,4 +80,8 @@ struct ParsedScript {
 // Parses a whole script. Throws SyntaxError.
 ParsedScript parse_script(std::string_view text);
 
+// A unit's source: its spans, with only the newlines of the gaps between
+// them kept (so a command and its here-document body stay on their lines).
+std::string unit_source(std::string_view text, const Unit& unit);
+
 }  // namespace ce::stages

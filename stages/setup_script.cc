@@ -25,11 +25,7 @@ int SetupScript::stage_count() const {
   return n;
 }
 
-std::string SetupScript::unit_text(std::size_t unit) const {
-  std::string text;
-  for (const auto& [b, e] : parsed.units[unit].spans) text.append(source, b, e - b);
-  return text;
-}
+std::string SetupScript::unit_text(std::size_t unit) const { return unit_source(source, parsed.units[unit]); }
 
 bool SetupScript::context_reads_compdir(std::size_t before_unit) const {
   for (auto u : context_units)
