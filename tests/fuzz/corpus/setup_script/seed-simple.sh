@@ -1,0 +1,2 @@
+next_stage && apt-get update && apt-get install -y curl
+everytime && make
