@@ -168,6 +168,7 @@ std::string commit_body(const CommitSpec& spec) {
   Object body;
   body.set("Labels", label_object(spec.labels));
   if (spec.cmd) body.set("Cmd", string_array(*spec.cmd));
+  if (spec.entrypoint) body.set("Entrypoint", string_array(*spec.entrypoint));
   if (spec.env) body.set("Env", string_array(*spec.env));
   if (spec.working_dir) body.set("WorkingDir", *spec.working_dir);
   return to_text(body);
@@ -256,6 +257,7 @@ ImageInfo parse_image_info(const std::string& text) {
   if (auto config = get_object(o, "Config")) {
     info.labels = get_labels(config, "Labels");
     info.cmd = get_strings(config, "Cmd");
+    info.entrypoint = get_strings(config, "Entrypoint");
     info.env = get_strings(config, "Env");
     info.working_dir = get_string(config, "WorkingDir");
   }

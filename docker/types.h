@@ -87,6 +87,7 @@ struct ImageInfo {
   std::int64_t size = 0;
   Labels labels;
   std::vector<std::string> cmd;
+  std::vector<std::string> entrypoint;
   std::vector<std::string> env;
   std::string working_dir;
 };
@@ -123,6 +124,7 @@ struct CommitSpec {
   std::string comment;
   Labels labels;
   std::optional<std::vector<std::string>> cmd;
+  std::optional<std::vector<std::string>> entrypoint;
   std::optional<std::vector<std::string>> env;
   std::optional<std::string> working_dir;
 };

@@ -1,0 +1,31 @@
+#include "stages/file_lock.h"
+
+#include <boost/filesystem.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <stdexcept>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace ce::stages {
+
+FileLock::FileLock(const std::string& path) {
+  boost::system::error_code ec;
+  boost::filesystem::create_directories(boost::filesystem::path(path).parent_path(), ec);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw std::runtime_error("cannot open the lock file " + path + ": " + std::strerror(errno));
+  while (::flock(fd_, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    int error = errno;
+    ::close(fd_);
+    throw std::runtime_error("cannot lock " + path + ": " + std::strerror(error));
+  }
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+}
+
+}  // namespace ce::stages

@@ -1,0 +1,405 @@
+#include "stages/stage_engine.h"
+
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <unistd.h>
+
+#include "stages/file_lock.h"
+
+namespace ce::stages {
+
+namespace {
+
+// Bigger programs would not fit in one exec argument (MAX_ARG_STRLEN).
+constexpr std::size_t max_program_size = 120 * 1024;
+constexpr std::size_t tail_lines = 15;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string utc_now() {
+  std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+std::string hostname() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+// Field 22 of /proc/PID/stat: when the process started, in clock ticks since
+// boot. With the pid it names a process uniquely across pid reuse.
+std::string process_start_time(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return {};
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 22) return field;
+  }
+  return {};
+}
+
+std::string owner_id() {
+  long pid = static_cast<long>(::getpid());
+  return hostname() + ":" + std::to_string(pid) + ":" + process_start_time(pid);
+}
+
+// Keeps the last lines of a step's output for its error message.
+class Tail {
+ public:
+  void add(std::string_view bytes) {
+    for (char c : bytes) {
+      if (c == '\n') {
+        push();
+      } else if (current_.size() < 500) {
+        current_ += c;
+      }
+    }
+  }
+  std::string text() {
+    if (!current_.empty()) push();
+    std::string out;
+    for (const auto& l : lines_) out += "  | " + l + "\n";
+    return out;
+  }
+
+ private:
+  void push() {
+    lines_.push_back(std::move(current_));
+    current_.clear();
+    if (lines_.size() > tail_lines) lines_.pop_front();
+  }
+  std::deque<std::string> lines_;
+  std::string current_;
+};
+
+// The build container; removed when the guard goes unless kept.
+class BuildContainer {
+ public:
+  BuildContainer(docker::Client& client) : client_(client) {}
+  ~BuildContainer() { remove(); }
+  void remove() {
+    if (id_.empty()) return;
+    try {
+      client_.remove_container(id_, docker::Force::yes);
+    } catch (const std::exception&) {
+      // The next apply's reaper takes it.
+    }
+    id_.clear();
+  }
+  std::string release() { return std::exchange(id_, std::string()); }
+  const std::string& id() const { return id_; }
+  const std::string& image() const { return image_; }
+  void set(std::string id, std::string image) {
+    id_ = std::move(id);
+    image_ = std::move(image);
+  }
+  Shell shell = Shell::bash;
+
+ private:
+  docker::Client& client_;
+  std::string id_, image_;
+};
+
+std::string lines_label(const Step& step) {
+  return step.first_line == step.last_line ? std::to_string(step.first_line)
+                                           : std::to_string(step.first_line) + "-" + std::to_string(step.last_line);
+}
+
+std::string describe(const SetupScript& script, const Step& step) {
+  std::string what = step.kind == StepKind::stage ? "stage " + std::to_string(step.stage_number)
+                                                  : "everytime step " + std::to_string(step.index);
+  return what + " (" + script.lines_of(step) + ")";
+}
+
+}  // namespace
+
+const char* to_string(StepStatus status) {
+  switch (status) {
+    case StepStatus::cached: return "cached";
+    case StepStatus::built: return "built";
+    case StepStatus::ran: return "ran";
+    case StepStatus::planned: return "planned";
+    case StepStatus::failed: return "failed";
+  }
+  return "?";
+}
+
+bool StagePlan::complete() const {
+  for (const auto& s : steps)
+    if (s.step->kind == StepKind::stage && !s.cached) return false;
+  return true;
+}
+
+std::string stage_repository(const std::string& computation) {
+  std::string name;
+  for (char c : computation) {
+    char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool ok = (lower >= 'a' && lower <= 'z') || (lower >= '0' && lower <= '9') || lower == '.' || lower == '_' ||
+              lower == '-';
+    name += ok ? lower : '-';
+  }
+  while (!name.empty() && !std::isalnum(static_cast<unsigned char>(name.front()))) name.erase(0, 1);
+  while (!name.empty() && !std::isalnum(static_cast<unsigned char>(name.back()))) name.pop_back();
+  if (name.empty()) name = "computation";
+  return "ce/" + name.substr(0, 100);
+}
+
+StagePlan plan_stages(docker::Client& client, const SetupScript& script, const std::string& base_image,
+                      const KeyInputs& inputs) {
+  StagePlan plan;
+  plan.base_image = base_image;
+  plan.base_image_id = inputs.base_image_id;
+  auto keys = stage_keys(script, inputs);
+
+  std::map<std::string, std::string> images;  // key -> image id
+  if (!keys.empty()) {
+    for (const auto& image : client.list_images({{label::key, ""}})) {
+      auto it = image.labels.find(label::key);
+      if (it != image.labels.end()) images.emplace(it->second, image.id);
+    }
+  }
+  int last_cached = 0;  // stage number
+  std::size_t k = 0;
+  for (const auto& step : script.steps) {
+    PlannedStep p;
+    p.step = &step;
+    if (step.kind == StepKind::stage) {
+      p.key = keys[k++];
+      if (auto it = images.find(p.key); it != images.end()) {
+        last_cached = step.stage_number;
+        p.image_id = it->second;
+      }
+    }
+    plan.steps.push_back(p);
+  }
+  plan.final_image_id = inputs.base_image_id;
+  for (auto& p : plan.steps) {
+    if (p.step->kind != StepKind::stage) continue;
+    p.cached = p.step->stage_number <= last_cached;
+    plan.final_key = p.key;
+    if (p.step->stage_number == last_cached) plan.final_image_id = p.image_id;
+  }
+  if (!plan.complete()) plan.final_image_id.clear();
+  return plan;
+}
+
+Shell detect_shell(docker::Client& client, const std::string& container, const std::string& image_name,
+                   StepObserver& observer) {
+  docker::ExecSpec probe;
+  probe.cmd = {"sh", "-c", "echo sh-ok; command -v bash >/dev/null 2>&1"};
+  probe.user = "0";
+  std::string out;
+  int code = client.run_exec(container, probe, [&](docker::StreamKind, std::string_view b) { out.append(b); });
+  if (code == 0) return Shell::bash;
+  if (out.rfind("sh-ok", 0) == 0) {
+    observer.warning(image_name + " has no bash: docker-setup.sh steps run with its /bin/sh instead, where "
+                                  "bash-only syntax ([[ ]], arrays, $'...') fails; use an image with bash to "
+                                  "avoid surprises");
+    return Shell::posix_sh;
+  }
+  docker::ExecSpec bash_only;
+  bash_only.cmd = {"bash", "-c", "true"};
+  bash_only.user = "0";
+  if (client.run_exec(container, bash_only, [](docker::StreamKind, std::string_view) {}) == 0) return Shell::bash;
+  throw std::runtime_error(image_name + " has neither bash nor sh: docker-setup.sh steps need a shell; use "
+                                        "an image that has bash");
+}
+
+int run_step(docker::Client& client, const std::string& container, const SetupScript& script, const Step& step,
+             Shell shell, const std::vector<std::string>& env, StepObserver& observer, std::string* tail) {
+  std::string program = step_program(script, step);
+  if (program.size() > max_program_size)
+    throw std::runtime_error(script.origin + " is too large to run (" + std::to_string(program.size() / 1024) +
+                             " KiB; at most " + std::to_string(max_program_size / 1024) +
+                             " KiB): move long parts into scripts the steps call");
+  docker::ExecSpec spec;
+  spec.cmd = {shell == Shell::bash ? "bash" : "sh", "-c", program, script.origin};
+  spec.env = env;
+  spec.env.push_back("CE_STAGE=" + std::to_string(step.stage_number));
+  spec.user = "0";
+  Tail last;
+  int code = client.run_exec(container, spec, [&](docker::StreamKind stream, std::string_view bytes) {
+    last.add(bytes);
+    observer.step_output(step, stream, bytes);
+  });
+  if (tail) *tail = last.text();
+  return code;
+}
+
+void reap_build_containers(docker::Client& client) {
+  std::string host = hostname();
+  for (const auto& c : client.list_containers({{label::role, "build"}})) {
+    auto it = c.labels.find(label::owner);
+    if (it == c.labels.end()) continue;
+    // host:pid:start
+    const std::string& owner = it->second;
+    auto first = owner.find(':');
+    auto second = owner.find(':', first == std::string::npos ? 0 : first + 1);
+    if (first == std::string::npos || second == std::string::npos || owner.substr(0, first) != host) continue;
+    long pid = std::atol(owner.substr(first + 1, second - first - 1).c_str());
+    std::string start = owner.substr(second + 1);
+    bool alive = pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0 && process_start_time(pid) == start;
+    if (alive) continue;
+    try {
+      client.remove_container(c.id, docker::Force::yes);
+    } catch (const docker::EngineError& e) {
+      if (e.kind() != docker::ErrorKind::no_such_container) throw;
+    }
+  }
+}
+
+ApplyResult apply_stages(docker::Client& client, const SetupScript& script, const StagePlan& plan,
+                         const ApplyOptions& options, StepObserver& observer) {
+  ApplyResult result;
+  result.final_key = plan.final_key;
+  for (const auto& p : plan.steps) result.steps.push_back({p.step->index, StepStatus::planned, 0});
+
+  // Where the cached prefix ends.
+  std::string image = plan.base_image_id;
+  std::size_t last_cached = plan.steps.size();  // index into steps; size(): none
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    if (plan.steps[i].step->kind == StepKind::stage && plan.steps[i].cached) {
+      last_cached = i;
+      image = plan.steps[i].image_id;
+    }
+  }
+  std::size_t last_stage = plan.steps.size();
+  for (std::size_t i = 0; i < plan.steps.size(); ++i)
+    if (plan.steps[i].step->kind == StepKind::stage) last_stage = i;
+  for (std::size_t i = 0; last_cached != plan.steps.size() && i <= last_cached; ++i) {
+    result.steps[i].status = StepStatus::cached;
+    observer.step_finished(*plan.steps[i].step, StepStatus::cached, 0);
+  }
+  if (last_stage == plan.steps.size() || (last_cached != plan.steps.size() && last_cached == last_stage)) {
+    result.image_id = image;
+    return result;
+  }
+
+  reap_build_containers(client);
+  BuildContainer container(client);
+  std::vector<std::size_t> everytime_since_stage;
+  std::string parent_key = last_cached == plan.steps.size() ? plan.base_image_id : plan.steps[last_cached].key;
+  std::size_t first = last_cached == plan.steps.size() ? 0 : last_cached + 1;
+
+  auto fail = [&](const Step& step, int code, const std::string& tail) {
+    std::string kept;
+    if (options.keep == KeepBuildContainer::on_failure) kept = container.release();
+    std::string message = describe(script, step) + " failed with exit code " + std::to_string(code);
+    message += tail.empty() ? " and printed nothing" : "; its last lines:\n" + tail;
+    if (step.kind == StepKind::stage && step.stage_number > 1)
+      message += "the stages before it stay cached; fix it and run again";
+    else
+      message += "fix it and run again";
+    if (!kept.empty()) message += "; the build container " + kept.substr(0, 12) + " is kept for inspection";
+    throw StepFailed(message, code, kept);
+  };
+
+  for (std::size_t i = first; i <= last_stage; ++i) {
+    const PlannedStep& planned = plan.steps[i];
+    const Step& step = *planned.step;
+    if (step.kind == StepKind::everytime) {
+      everytime_since_stage.push_back(i);
+      continue;
+    }
+    FileLock lock(options.lock_dir + "/stage-" + planned.key + ".lock");
+    // Built meanwhile by another process?
+    auto built = client.list_images({{label::key, planned.key}});
+    if (!built.empty()) {
+      image = built.front().id;
+      container.remove();
+      for (auto e : everytime_since_stage) result.steps[e].status = StepStatus::cached;
+      everytime_since_stage.clear();
+      result.steps[i].status = StepStatus::cached;
+      observer.step_finished(step, StepStatus::cached, 0);
+      parent_key = planned.key;
+      continue;
+    }
+    if (container.id().empty() || container.image() != image) {
+      container.remove();
+      docker::ContainerSpec spec;
+      spec.image = image;
+      spec.entrypoint = {"sleep"};
+      spec.cmd = {"2147483647"};
+      spec.init = true;
+      spec.labels = options.labels;
+      spec.labels[label::role] = "build";
+      spec.labels[label::owner] = owner_id();
+      spec.labels[label::computation] = options.computation;
+      if (!options.compdir.empty())
+        spec.binds.push_back({options.compdir, options.compdir, docker::Access::read_only});
+      container.set(client.create_container(spec), image);
+      client.start_container(container.id());
+      container.shell = detect_shell(client, container.id(), plan.base_image, observer);
+    }
+    for (auto e : everytime_since_stage) {
+      const Step& every = *plan.steps[e].step;
+      observer.step_started(every, StepStatus::ran);
+      auto start = std::chrono::steady_clock::now();
+      std::string tail;
+      int code = run_step(client, container.id(), script, every, container.shell, options.env, observer, &tail);
+      result.steps[e].seconds = seconds_since(start);
+      if (code != 0) {
+        result.steps[e].status = StepStatus::failed;
+        observer.step_finished(every, StepStatus::failed, result.steps[e].seconds);
+        fail(every, code, tail);
+      }
+      result.steps[e].status = StepStatus::ran;
+      observer.step_finished(every, StepStatus::ran, result.steps[e].seconds);
+    }
+    everytime_since_stage.clear();
+
+    observer.step_started(step, StepStatus::built);
+    auto start = std::chrono::steady_clock::now();
+    std::string tail;
+    int code = run_step(client, container.id(), script, step, container.shell, options.env, observer, &tail);
+    if (code != 0) {
+      result.steps[i].status = StepStatus::failed;
+      result.steps[i].seconds = seconds_since(start);
+      observer.step_finished(step, StepStatus::failed, result.steps[i].seconds);
+      fail(step, code, tail);
+    }
+    auto base = client.inspect_image(plan.base_image_id);
+    docker::CommitSpec commit;
+    commit.container = container.id();
+    commit.repo = stage_repository(options.computation);
+    commit.tag = "stage-" + std::to_string(step.stage_number);
+    commit.comment = "ce-run: " + describe(script, step);
+    commit.labels = {{label::role, "stage"},
+                     {label::key, planned.key},
+                     {label::number, std::to_string(step.stage_number)},
+                     {label::parent, parent_key},
+                     {label::computation, options.computation},
+                     {label::lines, lines_label(step)},
+                     {label::created, utc_now()}};
+    commit.labels.insert(options.labels.begin(), options.labels.end());
+    // Give the image back the base image's command, not the build container's sleep.
+    if (!base.entrypoint.empty()) commit.entrypoint = base.entrypoint;
+    commit.cmd = base.cmd;
+    image = client.commit(commit);
+    container.set(container.release(), image);  // the container now holds this stage's state
+    result.steps[i].status = StepStatus::built;
+    result.steps[i].seconds = seconds_since(start);
+    observer.step_finished(step, StepStatus::built, result.steps[i].seconds);
+    parent_key = planned.key;
+  }
+  result.image_id = image;
+  return result;
+}
+
+}  // namespace ce::stages
