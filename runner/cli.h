@@ -18,9 +18,12 @@ constexpr int not_found = 127;
 enum class Verbosity { quiet, normal, verbose };
 
 struct Command {
-  enum class Action { run, help, version };
+  enum class Action { run, lint, help, version };
   Action action = Action::run;
   Verbosity verbosity = Verbosity::normal;
+  bool dry_run = false;
+  bool allow_dirty = false;
+  bool keep_build_container = false;
   std::string compdir;
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // after "--"

@@ -1,0 +1,143 @@
+#include "runner/git_identity.h"
+
+#include <algorithm>
+#include <boost/filesystem.hpp>
+#include <git2.h>
+#include <memory>
+
+#include "stages/stage_key.h"
+
+namespace ce::runner {
+
+namespace fs = boost::filesystem;
+
+namespace {
+
+struct Library {
+  Library() {
+    git_libgit2_init();
+    // ce-run runs as root on its users' repositories: libgit2's check that
+    // the repository belongs to the current user would refuse them all.
+    git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+  }
+  ~Library() { git_libgit2_shutdown(); }
+};
+
+void ensure_library() { static Library library; }
+
+std::string last_error() {
+  const git_error* e = git_error_last();
+  return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const { Free(p); }
+};
+using Repository = std::unique_ptr<git_repository, Deleter<git_repository, git_repository_free>>;
+using Commit = std::unique_ptr<git_commit, Deleter<git_commit, git_commit_free>>;
+using Tree = std::unique_ptr<git_tree, Deleter<git_tree, git_tree_free>>;
+using TreeEntry = std::unique_ptr<git_tree_entry, Deleter<git_tree_entry, git_tree_entry_free>>;
+using StatusList = std::unique_ptr<git_status_list, Deleter<git_status_list, git_status_list_free>>;
+using Reference = std::unique_ptr<git_reference, Deleter<git_reference, git_reference_free>>;
+
+std::string hex(const git_oid* oid) {
+  char text[GIT_OID_HEXSZ + 1] = {};
+  git_oid_tostr(text, sizeof text, oid);
+  return text;
+}
+
+}  // namespace
+
+GitIdentity identify(const std::string& compdir_path) {
+  ensure_library();
+  fs::path compdir = fs::canonical(compdir_path);
+  GitIdentity id;
+
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, compdir.c_str(), 0, nullptr) != 0)
+    throw GitError(compdir.string() + " is not inside a Git repository; ce-run keys a computation by its commit: "
+                   "run `git init' and commit it");
+  Repository repo(raw);
+  const char* workdir = git_repository_workdir(repo.get());
+  if (workdir == nullptr) throw GitError(compdir.string() + " is inside a bare Git repository; use a work tree");
+  id.workdir = workdir;
+  fs::path root = fs::canonical(id.workdir);
+  id.subpath = fs::relative(compdir, root).generic_string();
+  if (id.subpath == ".") id.subpath.clear();
+  id.shallow = git_repository_is_shallow(repo.get()) == 1;
+
+  if (git_repository_head_unborn(repo.get()) == 1)
+    throw GitError("the Git repository at " + root.string() + " has no commit yet; commit the computation first");
+  git_reference* head_raw = nullptr;
+  if (git_repository_head(&head_raw, repo.get()) != 0)
+    throw GitError("cannot read HEAD of " + root.string() + ": " + last_error());
+  Reference head(head_raw);
+  if (git_reference_is_branch(head.get())) id.branch = git_reference_shorthand(head.get());
+  git_oid commit_oid;
+  if (git_reference_name_to_id(&commit_oid, repo.get(), "HEAD") != 0)
+    throw GitError("cannot resolve HEAD of " + root.string() + ": " + last_error());
+  id.commit = hex(&commit_oid);
+
+  git_commit* commit_raw = nullptr;
+  if (git_commit_lookup(&commit_raw, repo.get(), &commit_oid) != 0)
+    throw GitError("cannot read commit " + id.commit + ": " + last_error());
+  Commit commit(commit_raw);
+  git_tree* tree_raw = nullptr;
+  if (git_commit_tree(&tree_raw, commit.get()) != 0)
+    throw GitError("cannot read the tree of commit " + id.commit + ": " + last_error());
+  Tree tree(tree_raw);
+  if (id.subpath.empty()) {
+    id.tree = hex(git_tree_id(tree.get()));
+  } else {
+    git_tree_entry* entry_raw = nullptr;
+    if (git_tree_entry_bypath(&entry_raw, tree.get(), id.subpath.c_str()) != 0)
+      throw GitError(compdir.string() + " is not in commit " + id.commit.substr(0, 12) +
+                     " (HEAD): add and commit it");
+    TreeEntry entry(entry_raw);
+    if (git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE)
+      throw GitError(compdir.string() + " is not a directory in commit " + id.commit.substr(0, 12));
+    id.tree = hex(git_tree_entry_id(entry.get()));
+  }
+
+  git_status_options options = GIT_STATUS_OPTIONS_INIT;
+  options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+  options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
+                  GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+  std::string pathspec = id.subpath.empty() ? std::string("*") : id.subpath;
+  char* paths[] = {pathspec.data()};
+  options.pathspec = {paths, 1};
+  git_status_list* status_raw = nullptr;
+  if (git_status_list_new(&status_raw, repo.get(), &options) != 0)
+    throw GitError("cannot read the status of " + root.string() + ": " + last_error());
+  StatusList status(status_raw);
+  std::string content = id.tree;
+  for (std::size_t i = 0, n = git_status_list_entrycount(status.get()); i < n; ++i) {
+    const git_status_entry* entry = git_status_byindex(status.get(), i);
+    const git_diff_delta* delta = entry->index_to_workdir ? entry->index_to_workdir : entry->head_to_index;
+    if (!delta) continue;
+    std::string path = delta->new_file.path ? delta->new_file.path : delta->old_file.path;
+    if (!id.subpath.empty() && path.rfind(id.subpath + "/", 0) != 0) continue;
+    std::string relative = id.subpath.empty() ? path : path.substr(id.subpath.size() + 1);
+    if (relative == "docker-container" || relative.rfind("docker-container.", 0) == 0) continue;
+    id.dirty_files.push_back(relative);
+  }
+  std::sort(id.dirty_files.begin(), id.dirty_files.end());
+  if (id.dirty_files.empty()) {
+    id.content_tree = id.tree;
+  } else {
+    for (const auto& relative : id.dirty_files) {
+      fs::path file = compdir / relative;
+      git_oid blob;
+      content += "\n" + relative + " ";
+      if (fs::is_regular_file(file) && git_odb_hashfile(&blob, file.c_str(), GIT_OBJECT_BLOB) == 0)
+        content += hex(&blob);
+      else
+        content += "-";
+    }
+    id.content_tree = "dirty-" + stages::sha256_hex(content).substr(0, 40);
+  }
+  return id;
+}
+
+}  // namespace ce::runner

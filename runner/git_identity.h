@@ -1,0 +1,36 @@
+// The computation's identity in Git, through libgit2: the repository whose
+// work tree holds COMPDIR (a submodule or linked worktree included), its
+// HEAD commit, the tree of COMPDIR in that commit, and what is uncommitted.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ce::runner {
+
+struct GitIdentity {
+  std::string workdir;   // the repository's work tree, with a trailing '/'
+  std::string subpath;   // COMPDIR relative to it ("" at the root)
+  std::string commit;    // HEAD, 40 hex digits
+  std::string branch;    // "main", or "" when HEAD is detached
+  std::string tree;      // COMPDIR's tree in HEAD (40 hex digits)
+  bool shallow = false;
+  // Uncommitted or untracked, non-ignored files under COMPDIR, relative to
+  // it. The docker-container file never counts.
+  std::vector<std::string> dirty_files;
+  // When dirty: a digest of the work tree's content under COMPDIR (HEAD's
+  // tree plus every changed file's content), so equal content gives an
+  // equal value. Else equal to `tree`.
+  std::string content_tree;
+};
+
+class GitError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Throws GitError with what to do (not a repository, no commit yet, ...).
+GitIdentity identify(const std::string& compdir);
+
+}  // namespace ce::runner
