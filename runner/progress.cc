@@ -37,6 +37,8 @@ void TerminalProgress::step_finished(const stages::Step& step, stages::StepStatu
   }
 }
 
-void TerminalProgress::warning(const std::string& message) { spdlog::warn("warning: {}", message); }
+void TerminalProgress::warning(const std::string& message) {
+  if (warned_.insert(message).second) spdlog::warn("warning: {}", message);
+}
 
 }  // namespace ce::runner

@@ -2,6 +2,9 @@
 // it starts and ends, the step's own output in between, warnings.
 #pragma once
 
+#include <set>
+#include <string>
+
 #include "runner/cli.h"
 #include "stages/stage_engine.h"
 
@@ -18,6 +21,7 @@ class TerminalProgress : public stages::StepObserver {
  private:
   const stages::SetupScript& script_;
   Verbosity verbosity_;
+  std::set<std::string> warned_;  // each warning once per run
 };
 
 // "stage 2 (docker-setup.sh:4-9)" or "everytime step 5 (docker-setup.sh:12)"

@@ -1,0 +1,31 @@
+// Runs the built ce-run binary as a user would, for end-to-end tests, and
+// makes computation directories in fresh Git repositories.
+#pragma once
+
+#include <boost/filesystem.hpp>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ce::test {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `ce-run ARGS...` (arguments quoted for the shell) and waits.
+RunResult run_ce(const std::vector<std::string>& args);
+// Starts it in the background; returns its pid. Output goes to /dev/null.
+int spawn_ce(const std::vector<std::string>& args);
+
+// Writes files (path relative to dir -> content; a name ending in "exec" is
+// made executable), then `git init` and commits them all.
+void make_repo(const boost::filesystem::path& dir, const std::map<std::string, std::string>& files);
+// Runs a shell command in dir; throws if it fails.
+void sh(const boost::filesystem::path& dir, const std::string& command);
+
+std::string ce_run_binary();
+
+}  // namespace ce::test
