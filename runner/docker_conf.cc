@@ -1,7 +1,10 @@
 #include "runner/docker_conf.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <toml++/toml.h>
 #include <vector>
@@ -9,35 +12,6 @@
 namespace ce::runner {
 
 namespace {
-
-enum class KeyType { string };
-
-struct KeySpec {
-  const char* name;
-  KeyType type;
-  bool required;
-  std::string DockerConf::*field;
-};
-
-const KeySpec keys[] = {
-    {"image", KeyType::string, true, &DockerConf::image},
-    {"name", KeyType::string, false, &DockerConf::name},
-};
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
 
 std::string where(const std::string& origin, const toml::source_region& at) {
   return origin + ":" + std::to_string(at.begin.line) + ":" + std::to_string(at.begin.column) + ": ";
@@ -55,13 +29,165 @@ std::string type_name(const toml::node& node) {
   }
 }
 
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// What a key's value failed to be: throws with the key's place and an example.
+struct Reader {
+  const std::string& origin;
+  const std::string& key;
+  const toml::node& node;
+  const char* example;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw ConfigError(where(origin, node.source()) + what + "; e.g. " + example);
+  }
+  [[noreturn]] void wrong_type(const std::string& wanted) const {
+    fail("'" + key + "' must be " + wanted + ", not " + type_name(node));
+  }
+  std::string string() const {
+    if (!node.is_string()) wrong_type("a string");
+    std::string value = **node.as_string();
+    if (value.empty()) fail("'" + key + "' must not be empty");
+    return value;
+  }
+};
+
+struct KeySpec {
+  const char* name;
+  const char* example;
+  std::function<void(const Reader&, DockerConf&)> read;
+};
+
+bool valid_name(const std::string& name) {
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+const std::vector<KeySpec>& keys() {
+  static const std::vector<KeySpec> table = {
+      {"image", "image = \"debian:bookworm\"", [](const Reader& r, DockerConf& c) { c.image = r.string(); }},
+      {"name", "name = \"segmentation\"",
+       [](const Reader& r, DockerConf& c) {
+         c.name = r.string();
+         if (!valid_name(c.name)) r.fail("'name' may hold only letters, digits, '.', '_' and '-'");
+       }},
+      {"workdir", "workdir = \"/work\"",
+       [](const Reader& r, DockerConf& c) {
+         c.workdir = r.string();
+         if (c.workdir[0] != '/') r.fail("'workdir' must be an absolute path in the container");
+       }},
+      {"env", "env = { OMP_NUM_THREADS = \"4\" }",
+       [](const Reader& r, DockerConf& c) {
+         if (!r.node.is_table()) r.wrong_type("a table of names to strings");
+         for (const auto& [name, value] : *r.node.as_table()) {
+           std::string key(name.str());
+           Reader item{r.origin, key, value, r.example};
+           if (value.is_string()) {
+             c.env[key] = **value.as_string();
+           } else if (value.is_integer()) {
+             c.env[key] = std::to_string(**value.as_integer());
+           } else {
+             item.wrong_type("a string");
+           }
+           if (key.empty() || key.find('=') != std::string::npos)
+             Reader{r.origin, key, value, r.example}.fail("'" + key + "' is not an environment variable name");
+         }
+       }},
+      {"user", "user = \"root\" (or \"1000:1000\")", [](const Reader& r, DockerConf& c) { c.user = r.string(); }},
+      {"network", "network = \"bridge\" (default \"none\")", [](const Reader& r, DockerConf& c) { c.network = r.string(); }},
+      {"cpus", "cpus = 2.5",
+       [](const Reader& r, DockerConf& c) {
+         double cpus = 0;
+         if (r.node.is_integer())
+           cpus = static_cast<double>(**r.node.as_integer());
+         else if (r.node.is_floating_point())
+           cpus = **r.node.as_floating_point();
+         else
+           r.wrong_type("a number");
+         if (!(cpus > 0) || cpus > 4096) r.fail("'cpus' must be more than 0");
+         c.nano_cpus = static_cast<std::int64_t>(std::llround(cpus * 1e9));
+       }},
+      {"memory", "memory = \"4g\" (units k, m, g, t)",
+       [](const Reader& r, DockerConf& c) {
+         std::optional<std::int64_t> bytes;
+         if (r.node.is_integer())
+           bytes = **r.node.as_integer();
+         else if (r.node.is_string())
+           bytes = parse_size(**r.node.as_string());
+         else
+           r.wrong_type("a size");
+         if (!bytes) r.fail("'memory' = \"" + std::string(**r.node.as_string()) + "\" is not a size");
+         if (*bytes < 6 * 1024 * 1024) r.fail("'memory' must be at least 6m, the engine's minimum");
+         c.memory_bytes = *bytes;
+       }},
+      {"pids", "pids = 512",
+       [](const Reader& r, DockerConf& c) {
+         if (!r.node.is_integer()) r.wrong_type("an integer");
+         c.pids = **r.node.as_integer();
+         if (c.pids <= 0) r.fail("'pids' must be more than 0");
+       }},
+      {"timeout", "timeout = \"2h\" (units s, m, h, d)",
+       [](const Reader& r, DockerConf& c) {
+         std::optional<std::int64_t> seconds;
+         if (r.node.is_integer())
+           seconds = **r.node.as_integer();
+         else if (r.node.is_string())
+           seconds = parse_duration(**r.node.as_string());
+         else
+           r.wrong_type("a duration");
+         if (!seconds) r.fail("'timeout' = \"" + std::string(**r.node.as_string()) + "\" is not a duration");
+         if (*seconds <= 0) r.fail("'timeout' must be more than 0");
+         c.timeout_seconds = *seconds;
+       }},
+  };
+  return table;
+}
+
 std::string known_keys() {
   std::string out;
-  for (const auto& k : keys) out += (out.empty() ? "" : ", ") + std::string(k.name);
+  for (const auto& k : keys()) out += (out.empty() ? "" : ", ") + std::string(k.name);
   return out;
 }
 
+std::optional<std::int64_t> number_with_unit(std::string_view text, const std::vector<std::pair<std::string, std::int64_t>>& units) {
+  std::int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data() || value < 0) return std::nullopt;
+  std::string unit(end, text.data() + text.size());
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  for (const auto& [name, factor] : units)
+    if (unit == name) {
+      if (value > INT64_MAX / factor) return std::nullopt;
+      return value * factor;
+    }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<std::int64_t> parse_size(std::string_view text) {
+  const std::int64_t k = 1024;
+  return number_with_unit(text, {{"", 1}, {"b", 1}, {"k", k}, {"kb", k}, {"m", k * k}, {"mb", k * k},
+                                 {"g", k * k * k}, {"gb", k * k * k}, {"t", k * k * k * k}, {"tb", k * k * k * k}});
+}
+
+std::optional<std::int64_t> parse_duration(std::string_view text) {
+  return number_with_unit(text, {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}});
+}
 
 DockerConf parse_docker_conf(std::string_view text, const std::string& origin) {
   toml::table table;
@@ -72,34 +198,26 @@ DockerConf parse_docker_conf(std::string_view text, const std::string& origin) {
                       "; docker.conf is TOML, e.g. image = \"debian:bookworm\"");
   }
   DockerConf conf;
+  bool has_image = false;
   for (const auto& [key, node] : table) {
+    std::string name(key.str());
     const KeySpec* spec = nullptr;
-    for (const auto& k : keys)
-      if (key.str() == k.name) spec = &k;
+    for (const auto& k : keys())
+      if (name == k.name) spec = &k;
     if (spec == nullptr) {
-      const KeySpec* nearest = &keys[0];
-      for (const auto& k : keys)
-        if (edit_distance(key.str(), k.name) < edit_distance(key.str(), nearest->name)) nearest = &k;
-      std::string hint = edit_distance(key.str(), nearest->name) <= 3
+      const KeySpec* nearest = &keys()[0];
+      for (const auto& k : keys())
+        if (edit_distance(name, k.name) < edit_distance(name, nearest->name)) nearest = &k;
+      std::string hint = edit_distance(name, nearest->name) <= 3
                              ? "did you mean '" + std::string(nearest->name) + "'?"
                              : "known keys: " + known_keys();
-      throw ConfigError(where(origin, key.source()) + "unknown key '" + std::string(key.str()) + "'; " + hint);
+      throw ConfigError(where(origin, key.source()) + "unknown key '" + name + "'; " + hint);
     }
-    switch (spec->type) {
-      case KeyType::string:
-        if (!node.is_string())
-          throw ConfigError(where(origin, node.source()) + "'" + spec->name + "' must be a string, not " + type_name(node) + "; e.g. " + spec->name + " = \"...\"");
-        conf.*(spec->field) = **node.as_string();
-        if ((conf.*(spec->field)).empty())
-          throw ConfigError(where(origin, node.source()) + "'" + spec->name + "' must not be empty");
-        break;
-    }
+    spec->read(Reader{origin, name, node, spec->example}, conf);
+    has_image |= name == "image";
   }
-  for (const auto& k : keys) {
-    if (k.required && (conf.*(k.field)).empty())
-      throw ConfigError(origin + ":1:1: the required key '" + k.name +
-                        "' is missing; add e.g. image = \"debian:bookworm\"");
-  }
+  if (!has_image)
+    throw ConfigError(origin + ":1:1: the required key 'image' is missing; add e.g. image = \"debian:bookworm\"");
   return conf;
 }
 

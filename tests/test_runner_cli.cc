@@ -100,7 +100,7 @@ TEST_CASE("a broken docker-setup.sh is refused with file:line:col and exit 125",
   CHECK_THAT(b.err, Catch::Contains(bare.path() + "/docker-setup.sh:1:1: `next_stage' must be followed by `&&'"));
 }
 
-TEST_CASE("-n shows the plan and builds nothing", "[docker][cli]") {
+TEST_CASE("a dry run (-n) shows the plan and builds nothing", "[docker][cli]") {
   Computation c("next_stage && echo one\neverytime && echo two\n");
   auto r = run_ce({"-n", c.path()});
   CHECK(r.exit_code == 0);
