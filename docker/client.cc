@@ -379,21 +379,27 @@ void Client::start_exec(const std::string& exec_id, const OutputSink& sink) {
   demux.finish();
 }
 
+ExecState Client::exec_state(const std::string& exec_id) {
+  return json::parse_exec_state(request("GET", "/exec/" + path_escape(exec_id) + "/json").body);
+}
+
 ExecState Client::inspect_exec(const std::string& exec_id) {
   // The engine closes the output streams and records the exit code in two
   // separate steps: give it a moment to catch up.
   auto delay = std::chrono::milliseconds(1);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (;;) {
-    auto state = json::parse_exec_state(request("GET", "/exec/" + path_escape(exec_id) + "/json").body);
+    auto state = exec_state(exec_id);
     if (!state.running || std::chrono::steady_clock::now() > deadline) return state;
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(100));
   }
 }
 
-int Client::run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink) {
+int Client::run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink,
+                     const std::function<void(const std::string&)>& on_created) {
   auto id = create_exec(container, spec);
+  if (on_created) on_created(id);
   start_exec(id, sink);
   auto state = inspect_exec(id);
   if (state.running)

@@ -87,8 +87,12 @@ class Client {
   // The exec's state; waits briefly for the engine to record the exit code of
   // a command whose streams have closed.
   ExecState inspect_exec(const std::string& exec_id);
-  // create + start + inspect: the command's exit code.
-  int run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink);
+  // The exec's state now, in one request.
+  ExecState exec_state(const std::string& exec_id);
+  // create + start + inspect: the command's exit code. `on_created` learns
+  // the exec's id before it starts (to inspect or stop it from elsewhere).
+  int run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink,
+               const std::function<void(const std::string&)>& on_created = {});
 
   // Commits a container into an image; returns the image id.
   std::string commit(const CommitSpec& spec);

@@ -234,10 +234,13 @@ int run_step(docker::Client& client, const std::string& container, const SetupSc
   spec.env.push_back("CE_STAGE=" + std::to_string(step.stage_number));
   spec.user = "0";
   Tail last;
-  int code = client.run_exec(container, spec, [&](docker::StreamKind stream, std::string_view bytes) {
-    last.add(bytes);
-    observer.step_output(step, stream, bytes);
-  });
+  int code = client.run_exec(
+      container, spec,
+      [&](docker::StreamKind stream, std::string_view bytes) {
+        last.add(bytes);
+        observer.step_output(step, stream, bytes);
+      },
+      [&](const std::string& exec_id) { observer.exec_created(exec_id); });
   if (tail) *tail = last.text();
   return code;
 }

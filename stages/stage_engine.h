@@ -75,6 +75,8 @@ class StepObserver {
   virtual void step_output(const Step& /*step*/, docker::StreamKind /*stream*/, std::string_view /*bytes*/) {}
   virtual void step_finished(const Step& /*step*/, StepStatus /*status*/, double /*seconds*/) {}
   virtual void warning(const std::string& /*message*/) {}
+  // The exec that runs a step was created (it starts next).
+  virtual void exec_created(const std::string& /*exec_id*/) {}
 };
 
 enum class KeepBuildContainer { no, on_failure };
