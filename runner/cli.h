@@ -13,6 +13,8 @@ namespace exit_code {
 constexpr int runner_error = 125;  // as docker run: ce-run itself failed
 constexpr int not_executable = 126;
 constexpr int not_found = 127;
+constexpr int timed_out = 124;      // the command ran past docker.conf's timeout, as timeout(1)
+constexpr int interrupted = 130;    // SIGINT (Ctrl-C); 143 for SIGTERM
 }  // namespace exit_code
 
 enum class Verbosity { quiet, normal, verbose };
@@ -24,6 +26,7 @@ struct Command {
   bool dry_run = false;
   bool allow_dirty = false;
   bool keep_build_container = false;
+  std::string gfs;  // --gfs DIR
   std::string compdir;
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // after "--"

@@ -94,9 +94,14 @@ void ExecWatch::watch(const std::string& exec_id) {
     std::lock_guard lock(mutex_);
     exec_id_ = exec_id;
   }
-  if (started_ms_ == 0) started_ms_ = now_ms();
   char c = 0;
   (void)!::write(pipe_[1], &c, 1);  // wake the watcher: a signal may be pending
+}
+
+void ExecWatch::arm_timeout() {
+  started_ms_ = now_ms();
+  char c = 0;
+  (void)!::write(pipe_[1], &c, 1);
 }
 
 void ExecWatch::done() {

@@ -23,8 +23,10 @@ class ExecWatch {
   ExecWatch(const ExecWatch&) = delete;
   ExecWatch& operator=(const ExecWatch&) = delete;
 
-  // The exec to stop if it comes to that; the timeout counts from the first.
+  // The exec to stop if it comes to that.
   void watch(const std::string& exec_id);
+  // The timeout counts from now.
+  void arm_timeout();
   // The exec has ended: nothing to stop.
   void done();
 

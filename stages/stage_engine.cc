@@ -389,7 +389,8 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
                      {label::parent, parent_key},
                      {label::computation, options.computation},
                      {label::lines, lines_label(step)},
-                     {label::created, utc_now()}};
+                     {label::created, utc_now()},
+                     {label::owner, ""}};  // the build container's owner is not the image's
     commit.labels.insert(options.labels.begin(), options.labels.end());
     // Give the image back the base image's command, not the build container's sleep.
     if (!base.entrypoint.empty()) commit.entrypoint = base.entrypoint;

@@ -3,11 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <fstream>
+#include <sys/stat.h>
 #include <csignal>
 #include <sys/wait.h>
 #include <thread>
 
 #include "docker/client.h"
+#include "runner/container_mapping.h"
 #include "stages/stage_engine.h"
 #include "support/ce_run.h"
 #include "support/engine_fixture.h"
@@ -66,14 +69,21 @@ TEST_CASE("ce-run applies stages, runs everytime steps and the command; the next
   CHECK_THAT(first.err, Catch::Contains("stage 1 (" + c.path() + "/docker-setup.sh:1) built in "));
   CHECK_THAT(first.err, Catch::Contains("every-run: built-once"));
   CHECK(c.images() == 1);
-  CHECK(c.containers() == 0);
+  CHECK(c.containers() == 1);  // the commit's container stays for the next run
+  auto mapping = ce::runner::read_mapping(c.path() + "/docker-container");
+  REQUIRE(mapping.problem.empty());
+  REQUIRE(mapping.mapping.entries.size() == 1);
+  std::string container = mapping.mapping.entries[0].container;
 
   auto second = run_ce({c.path(), "x"});
   CHECK(second.exit_code == 0);
   CHECK_THAT(second.err, Catch::Contains("stage 1 (" + c.path() + "/docker-setup.sh:1) cached"));
   CHECK_THAT(second.err, Catch::Contains("every-run: built-once"));
   CHECK_FALSE(Catch::Contains("building").match(second.err));
+  CHECK_FALSE(Catch::Contains("made container").match(second.err));
   CHECK(c.images() == 1);
+  CHECK(ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container == container);
+  CHECK(c.containers() == 1);
 
   auto quiet = run_ce({"-q", c.path(), "x"});
   CHECK(quiet.out == "exec: x\n");
@@ -109,6 +119,7 @@ TEST_CASE("a dry run (-n) shows the plan and builds nothing", "[docker][cli]") {
   CHECK_THAT(r.out, Catch::Contains("then run: " + c.path() + "/exec"));
   CHECK(c.images() == 0);
   CHECK(c.containers() == 0);
+  CHECK_FALSE(boost::filesystem::exists(c.dir.path() / "docker-container"));
   run_ce({c.path()});
   CHECK_THAT(run_ce({"-n", c.path()}).out, Catch::Contains("cached"));
 }
@@ -162,4 +173,112 @@ TEST_CASE("kill -9 during a stage leaves no finished-looking image, and the next
   CHECK(r.out == "done\n");
   CHECK(c.client.list_containers(build).empty());
   CHECK(c.images() == 1);
+}
+
+TEST_CASE("a new commit gets a new container and the file lists both; git status stays clean", "[docker][cli]") {
+  Computation c("everytime && true\n");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  c.commit("data.txt", "second commit\n");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  auto read = ce::runner::read_mapping(c.path() + "/docker-container");
+  REQUIRE(read.mapping.entries.size() == 2);
+  CHECK(read.mapping.entries[0].container != read.mapping.entries[1].container);
+  CHECK(c.containers() == 2);
+  sh(c.dir.path(), "test -z \"$(git status --porcelain)\"");
+}
+
+TEST_CASE("a damaged docker-container file is rebuilt from labels with a warning", "[docker][cli]") {
+  Computation c("");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  auto before = ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container;
+  for (const std::string damage : {"ce-run docker-container 1\nnot a line at all\n", "garbage\x01\x02",
+                                   "ce-run docker-container 99\n", ""}) {
+    std::ofstream((c.dir.path() / "docker-container").string(), std::ios::binary) << damage;
+    auto r = run_ce({c.path()});
+    CHECK(r.exit_code == 0);
+    if (!damage.empty()) CHECK_THAT(r.err, Catch::Contains("rebuilding it from the containers' labels"));
+    CHECK(ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container == before);
+  }
+  CHECK(c.containers() == 1);
+}
+
+TEST_CASE("a removed container is recreated and a stopped one restarted", "[docker][cli]") {
+  Computation c("everytime && echo every\n");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  auto first = ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container;
+  c.client.stop_container(first, 1);
+  auto restarted = run_ce({c.path()});
+  CHECK(restarted.exit_code == 0);
+  CHECK_THAT(restarted.err, Catch::Contains("starting the stopped container " + first.substr(0, 12)));
+  c.client.remove_container(first, Force::yes);
+  auto recreated = run_ce({c.path()});
+  CHECK(recreated.exit_code == 0);
+  CHECK_THAT(recreated.err, Catch::Contains("the container " + first.substr(0, 12) + " of commit"));
+  CHECK_THAT(recreated.err, Catch::Contains("is gone; making a new one"));
+  CHECK(ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container != first);
+  CHECK(c.containers() == 1);
+}
+
+TEST_CASE("the computation has no network by default and gets one when docker.conf asks", "[docker][cli]") {
+  Computation c("");
+  auto r = run_ce({c.path(), "--", "ls", "/sys/class/net"});
+  CHECK(r.out == "lo\n");
+  std::ofstream((c.dir.path() / "docker.conf").string(), std::ios::app) << "network = \"bridge\"\n";
+  sh(c.dir.path(), "git -c user.name=t -c user.email=t@e commit -q -am net");
+  auto bridged = run_ce({c.path(), "--", "ls", "/sys/class/net"});
+  CHECK(bridged.out == "eth0\nlo\n");
+}
+
+TEST_CASE("files written to the GFS belong to the invoking user", "[docker][cli]") {
+  Computation c("");
+  TempDir gfs;
+  REQUIRE(::chown(gfs.str().c_str(), 4321, 4322) == 0);  // the user's own storage
+  ::setenv("SUDO_UID", "4321", 1);
+  ::setenv("SUDO_GID", "4322", 1);
+  auto r = run_ce({"--gfs", gfs.str(), c.path(), "--", "sh", "-c", "id -u; touch $GFSDIR/out"});
+  ::unsetenv("SUDO_UID");
+  ::unsetenv("SUDO_GID");
+  CHECK(r.out == "4321\n");
+  struct stat st {};
+  REQUIRE(::stat((gfs.path() / "out").c_str(), &st) == 0);
+  CHECK(st.st_uid == 4321u);
+  CHECK(st.st_gid == 4322u);
+}
+
+TEST_CASE("Ctrl-C stops the command in the container too and exits 130; a timeout exits 124", "[docker][cli]") {
+  Computation c("");
+  int pid = spawn_ce({c.path(), "--", "sh", "-c", "sleep 300; echo not-stopped"});
+  // Wait until the command runs in the commit's container.
+  std::string container;
+  for (int i = 0; i < 200 && container.empty(); ++i) {
+    auto read = ce::runner::read_mapping(c.path() + "/docker-container");
+    if (!read.mapping.entries.empty()) container = read.mapping.entries[0].container;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE_FALSE(container.empty());
+  std::string ps;
+  for (int i = 0; i < 100 && ps.find("sleep 300") == std::string::npos; ++i) {
+    ps.clear();
+    ce::docker::ExecSpec spec;
+    spec.cmd = {"ps", "-o", "args"};
+    c.client.run_exec(container, spec, [&](ce::docker::StreamKind, std::string_view b) { ps.append(b); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE_THAT(ps, Catch::Contains("sleep 300"));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
+  ps.clear();
+  ce::docker::ExecSpec spec;
+  spec.cmd = {"ps", "-o", "args"};
+  c.client.run_exec(container, spec, [&](ce::docker::StreamKind, std::string_view b) { ps.append(b); });
+  CHECK_FALSE(Catch::Contains("sleep 300").match(ps));
+
+  std::ofstream((c.dir.path() / "docker.conf").string(), std::ios::app) << "timeout = 1\n";
+  sh(c.dir.path(), "git -c user.name=t -c user.email=t@e commit -q -am timeout");
+  auto timed = run_ce({c.path(), "--", "sleep", "60"});
+  CHECK(timed.exit_code == 124);
+  CHECK_THAT(timed.err, Catch::Contains("the command ran longer than docker.conf's timeout (1 s) and was stopped"));
 }

@@ -1,0 +1,434 @@
+// How a run goes (docs/cli.md):
+//  1. read docker.conf and docker-setup.sh; print lint warnings;
+//  2. the commit and COMPDIR's tree through libgit2; refuse a dirty tree
+//     unless --allow-dirty;
+//  3. plan and apply the setup stages (stages/stage_engine.h);
+//  4. under the computation's lock: find the commit's container in the
+//     docker-container file (or, when that file is damaged, by labels),
+//     reuse it if it was made from the current final stage (starting it if
+//     stopped), else make a new one; record it; run the everytime steps;
+//  5. release the lock and run the command as the configured user, so runs
+//     of the same commit proceed concurrently.
+#include "runner/run_command.h"
+
+#include <boost/filesystem.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "docker/client.h"
+#include "runner/container_mapping.h"
+#include "runner/docker_conf.h"
+#include "runner/exec_watch.h"
+#include "runner/git_identity.h"
+#include "runner/progress.h"
+#include "stages/file_lock.h"
+#include "stages/lint.h"
+#include "stages/stage_engine.h"
+
+namespace ce::runner {
+
+namespace fs = boost::filesystem;
+
+namespace label {
+inline constexpr const char* role = "ce-run.role";  // "run" on a commit's container
+inline constexpr const char* computation = "ce-run.computation";
+inline constexpr const char* compdir = "ce-run.compdir";
+inline constexpr const char* commit = "ce-run.commit";
+inline constexpr const char* tree = "ce-run.tree";
+inline constexpr const char* stage_key = "ce-run.stage.key";
+inline constexpr const char* settings = "ce-run.settings";  // digest of the container's settings
+inline constexpr const char* created = "ce-run.created";
+}  // namespace label
+
+namespace {
+
+std::string utc_now() {
+  std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+void ensure_image(docker::Client& client, const std::string& image) {
+  if (client.find_image(image)) return;
+  spdlog::info("image {} is not here; pulling it", image);
+  client.pull_image(image, [](const docker::PullProgress& p) {
+    if (p.progress.empty()) spdlog::debug("pull: {} {}", p.id, p.status);
+  });
+}
+
+// The computation directory as the user named it, for messages.
+std::string shown(const Command& command, const std::string& file) {
+  return (fs::path(command.compdir) / file).lexically_normal().string();
+}
+
+struct Computation {
+  fs::path dir;
+  std::string name;
+  DockerConf conf;
+  stages::SetupScript script;
+};
+
+Computation load(const Command& command) {
+  Computation c;
+  if (!fs::is_directory(command.compdir))
+    throw std::runtime_error(command.compdir + ": not a directory; give the computation's directory");
+  c.dir = fs::canonical(command.compdir);
+  c.conf = load_docker_conf(shown(command, "docker.conf"));
+  c.name = c.conf.name.empty() ? c.dir.filename().string() : c.conf.name;
+  c.script = stages::load_setup_script((c.dir / "docker-setup.sh").string(), shown(command, "docker-setup.sh"));
+  return c;
+}
+
+std::vector<stages::Diagnostic> all_warnings(const stages::SetupScript& script, const DockerConf& conf) {
+  auto warnings = script.warnings;
+  auto lints = stages::lint(script);
+  warnings.insert(warnings.end(), lints.begin(), lints.end());
+  if (conf.network == "none") {
+    // Everytime steps run in the computation's container, which has no network.
+    static const char* const networked[] = {"git fetch", "git clone", "git pull", "apt-get", "apt ", "curl ",
+                                            "wget ",     "pip install", "npm install"};
+    for (const auto& step : script.steps) {
+      if (step.kind != stages::StepKind::everytime) continue;
+      for (const char* n : networked) {
+        if (step.text.find(n) == std::string::npos) continue;
+        warnings.push_back({step.first_line, step.first_column,
+                            std::string("this everytime step looks as if it needs the network (") + n +
+                                "), but the computation's container has none (docker.conf network = \"none\"); "
+                                "move it into a stage, or set network = \"bridge\" in docker.conf"});
+        break;
+      }
+    }
+  }
+  std::stable_sort(warnings.begin(), warnings.end(),
+                   [](const auto& a, const auto& b) { return a.line < b.line; });
+  return warnings;
+}
+
+std::string format(const stages::SetupScript& script, const stages::Diagnostic& d) {
+  return script.origin + ":" + std::to_string(d.line) + ":" + std::to_string(d.column) + ": warning: " + d.message;
+}
+
+void print_plan(const Computation& c, const GitIdentity& id, const stages::StagePlan& plan,
+                const std::vector<std::string>& argv, const std::string& container) {
+  std::printf("computation %s in %s, commit %s, tree %s%s\n", c.name.c_str(), c.dir.c_str(),
+              id.commit.substr(0, 12).c_str(), id.content_tree.substr(0, 12).c_str(),
+              id.dirty_files.empty() ? "" : " (dirty)");
+  std::printf("base image %s (%s)\n", plan.base_image.c_str(), plan.base_image_id.substr(0, 19).c_str());
+  for (const auto& p : plan.steps) {
+    const auto& s = *p.step;
+    std::string what = s.kind == stages::StepKind::stage ? "stage " + std::to_string(s.stage_number)
+                                                         : "everytime " + std::to_string(s.index);
+    std::string state = s.kind == stages::StepKind::everytime ? "would run" : p.cached ? "cached" : "would build";
+    std::printf("  %-13s %-40s %-16s %s\n", what.c_str(), c.script.lines_of(s).c_str(),
+                p.key.empty() ? "" : ("key " + p.key.substr(0, 12)).c_str(), state.c_str());
+  }
+  std::printf("container: %s\n", container.c_str());
+  std::string command;
+  for (const auto& a : argv) command += (command.empty() ? "" : " ") + a;
+  std::printf("then run: %s\n", command.c_str());
+}
+
+// The user the command runs as: docker.conf's, else whoever invoked ce-run
+// (through sudo: SUDO_UID/SUDO_GID), so that GFS files belong to them.
+std::string command_user(const DockerConf& conf) {
+  if (!conf.user.empty()) return conf.user;
+  const char* uid = std::getenv("SUDO_UID");
+  const char* gid = std::getenv("SUDO_GID");
+  if (uid && *uid && gid && *gid) return std::string(uid) + ":" + gid;
+  return std::to_string(::getuid()) + ":" + std::to_string(::getgid());
+}
+
+// docker-container and its temporary files must never show in `git status`.
+void exclude_from_git(const GitIdentity& id) {
+  fs::path git = fs::path(id.workdir) / ".git";
+  fs::path info;
+  if (fs::is_directory(git)) {
+    info = git / "info";
+  } else if (fs::is_regular_file(git)) {
+    // a submodule or linked worktree: ".git" names the real directory
+    std::ifstream in(git.string());
+    std::string line;
+    std::getline(in, line);
+    if (line.rfind("gitdir: ", 0) != 0) return;
+    fs::path dir = line.substr(8);
+    if (dir.is_relative()) dir = fs::path(id.workdir) / dir;
+    if (fs::is_regular_file(dir / "commondir")) {
+      std::ifstream common((dir / "commondir").string());
+      std::string c;
+      std::getline(common, c);
+      dir = fs::path(c).is_relative() ? dir / c : fs::path(c);
+    }
+    info = dir / "info";
+  } else {
+    return;
+  }
+  fs::path exclude = info / "exclude";
+  std::string text;
+  if (std::ifstream in(exclude.string()); in) {
+    std::ostringstream all;
+    all << in.rdbuf();
+    text = all.str();
+  }
+  if (text.find("\n/**/docker-container*\n") != std::string::npos || text.rfind("/**/docker-container*\n", 0) == 0)
+    return;
+  boost::system::error_code ec;
+  fs::create_directories(info, ec);
+  std::ofstream out(exclude.string(), std::ios::app);
+  if (!text.empty() && text.back() != '\n') out << "\n";
+  out << "# ce-run's mapping of commits to containers\n/**/docker-container*\n";
+}
+
+// Everything the container is made with: a container made otherwise is
+// replaced.
+std::string settings_digest(const docker::ContainerSpec& spec) {
+  std::string text = spec.image + "\n" + spec.network_mode + "\n" + std::to_string(spec.nano_cpus) + "\n" +
+                     std::to_string(spec.memory_bytes) + "\n" + std::to_string(spec.pids_limit) + "\n";
+  for (const auto& e : spec.env) text += e + "\n";
+  for (const auto& b : spec.binds)
+    text += b.host_path + ":" + b.container_path + (b.access == docker::Access::read_only ? ":ro" : ":rw") + "\n";
+  return stages::sha256_hex(text).substr(0, 16);
+}
+
+// Finds or makes the commit's container, records it, makes sure it runs.
+std::string commit_container(docker::Client& client, const Computation& c, const GitIdentity& id,
+                             const std::string& mapping_key, docker::ContainerSpec spec) {
+  std::string path = (c.dir / "docker-container").string();
+  auto read = read_mapping(path);
+  ContainerMapping mapping = read.mapping;
+  if (!read.problem.empty()) {
+    spdlog::warn("warning: {}: {}; rebuilding it from the containers' labels", path, read.problem);
+    mapping = {};
+    auto found = client.list_containers({{label::role, "run"}, {label::compdir, c.dir.string()}});
+    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.created < b.created; });
+    for (const auto& f : found) {
+      auto at = [&](const char* k) {
+        auto it = f.labels.find(k);
+        return it == f.labels.end() ? std::string("-") : it->second;
+      };
+      mapping.put({at(label::commit), at(label::tree), f.id, at(label::stage_key), at(label::created)});
+    }
+  }
+  std::string settings = settings_digest(spec);
+  std::string container;
+  if (const MappingEntry* entry = mapping.find(mapping_key)) {
+    auto info = client.find_container(entry->container);
+    if (!info) {
+      spdlog::info("the container {} of commit {} is gone; making a new one", entry->container.substr(0, 12),
+                   id.commit.substr(0, 12));
+    } else if (info->labels[label::stage_key] != spec.labels[label::stage_key] ||
+               info->labels[label::settings] != settings) {
+      spdlog::info("the container {} of commit {} was made from other stages or settings; replacing it",
+                   entry->container.substr(0, 12), id.commit.substr(0, 12));
+      client.remove_container(info->id, docker::Force::yes);
+    } else {
+      container = info->id;
+      if (!info->state.running) {
+        spdlog::info("starting the stopped container {} of commit {}", container.substr(0, 12),
+                     id.commit.substr(0, 12));
+        client.start_container(container);
+      } else {
+        spdlog::debug("reusing container {}", container.substr(0, 12));
+      }
+    }
+  }
+  if (container.empty()) {
+    spec.labels[label::settings] = settings;
+    spec.labels[label::created] = utc_now();
+    container = client.create_container(spec);
+    try {
+      client.start_container(container);
+    } catch (...) {
+      client.remove_container(container, docker::Force::yes);
+      throw;
+    }
+    spdlog::info("made container {} for commit {}", container.substr(0, 12), id.commit.substr(0, 12));
+  }
+  mapping.put({mapping_key, id.content_tree, container, spec.labels[label::stage_key], utc_now()});
+  write_mapping(path, mapping);
+  return container;
+}
+
+int exit_for_signal(int sig) { return sig == SIGTERM ? 143 : exit_code::interrupted; }
+
+}  // namespace
+
+std::string resolve_gfs(const Command& command) {
+  std::string dir = command.gfs;
+  if (dir.empty()) {
+    const char* env = std::getenv("GFSDIR");
+    if (env && *env) dir = env;
+  }
+  if (dir.empty()) {
+    dir = default_gfs;
+    if (!fs::exists(dir)) {
+      spdlog::info("using the default global file storage {} (set GFSDIR or --gfs to choose another)", dir);
+      fs::create_directories(dir);
+    }
+  }
+  if (!fs::is_directory(dir))
+    throw std::runtime_error("the global file storage " + dir + " is not a directory; create it, or point --gfs "
+                             "or GFSDIR at one");
+  return fs::canonical(dir).string();
+}
+
+int run_lint(const Command& command) {
+  auto c = load(command);
+  auto warnings = all_warnings(c.script, c.conf);
+  for (const auto& w : warnings) std::cout << format(c.script, w) << "\n";
+  if (warnings.empty()) std::cout << c.script.origin << ": no warnings\n";
+  return warnings.empty() ? 0 : 1;
+}
+
+int run_computation(const Command& command) {
+  auto c = load(command);
+  for (const auto& w : all_warnings(c.script, c.conf)) spdlog::warn("{}", format(c.script, w));
+
+  std::vector<std::string> argv = command.command;
+  if (argv.empty()) {
+    fs::path exec = c.dir / "exec";
+    if (!fs::exists(exec)) {
+      spdlog::error("error: {}: no exec file; add one, or give a command after --", shown(command, "exec"));
+      return exit_code::not_found;
+    }
+    if (::access(exec.c_str(), X_OK) != 0) {
+      spdlog::error("error: {}: not executable; chmod +x it", shown(command, "exec"));
+      return exit_code::not_executable;
+    }
+    argv.push_back(exec.string());
+    argv.insert(argv.end(), command.inputs.begin(), command.inputs.end());
+  }
+
+  auto identity = identify(c.dir.string());
+  if (!identity.dirty_files.empty() && !command.allow_dirty) {
+    std::string files;
+    for (std::size_t i = 0; i < identity.dirty_files.size() && i < 20; ++i) files += "\n  " + identity.dirty_files[i];
+    if (identity.dirty_files.size() > 20)
+      files += "\n  ... and " + std::to_string(identity.dirty_files.size() - 20) + " more";
+    throw std::runtime_error(command.compdir + " has uncommitted changes:" + files +
+                             "\ncommit them, or run with --allow-dirty (results are then marked dirty)");
+  }
+  std::string mapping_key = identity.commit + (identity.dirty_files.empty() ? "" : "-dirty");
+  std::string gfs = resolve_gfs(command);
+
+  docker::Client client;
+  auto engine = client.check_engine();
+  spdlog::debug("engine {} (API {}) at {}", engine.version, engine.api_version, client.address().uri());
+  ensure_image(client, c.conf.image);
+  auto base = client.inspect_image(c.conf.image);
+  auto plan = stages::plan_stages(client, c.script, c.conf.image, {base.id, identity.content_tree});
+  if (command.dry_run) {
+    auto mapping = read_mapping((c.dir / "docker-container").string()).mapping;
+    const MappingEntry* entry = mapping.find(mapping_key);
+    std::string container = entry && client.find_container(entry->container)
+                                ? "would reuse " + entry->container.substr(0, 12) + " if made from these stages"
+                                : "would make one for commit " + identity.commit.substr(0, 12);
+    print_plan(c, identity, plan, argv, container);
+    return 0;
+  }
+
+  std::vector<std::string> env = {"COMPDIR=" + c.dir.string(), "GFSDIR=" + gfs, "CE_COMMIT=" + identity.commit};
+  TerminalProgress progress(c.script, command.verbosity);
+  stages::ApplyOptions options;
+  options.computation = c.name;
+  options.compdir = c.dir.string();
+  options.env = env;
+  options.lock_dir = lock_dir;
+  options.keep = command.keep_build_container ? stages::KeepBuildContainer::on_failure : stages::KeepBuildContainer::no;
+  auto applied = stages::apply_stages(client, c.script, plan, options, progress);
+  std::string final_key = applied.final_key.empty() ? base.id : applied.final_key;
+
+  for (const auto& [k, v] : c.conf.env) env.push_back(k + "=" + v);
+  docker::ContainerSpec spec;
+  spec.image = applied.image_id;
+  spec.entrypoint = {"sleep"};
+  spec.cmd = {"2147483647"};
+  spec.init = true;
+  spec.env = env;
+  spec.binds = {{gfs, gfs, docker::Access::read_write}, {c.dir.string(), c.dir.string(), docker::Access::read_only}};
+  spec.network_mode = c.conf.network;
+  spec.nano_cpus = c.conf.nano_cpus;
+  spec.memory_bytes = c.conf.memory_bytes;
+  spec.pids_limit = c.conf.pids;
+  spec.labels = {{label::role, "run"},           {label::computation, c.name},
+                 {label::compdir, c.dir.string()}, {label::commit, mapping_key},
+                 {label::tree, identity.content_tree}, {label::stage_key, final_key}};
+
+  ExecWatch watch(client.address(), c.conf.timeout_seconds);
+  std::string container;
+  {
+    // Setup of the commit's container and its everytime steps: one at a time.
+    stages::FileLock lock(std::string(lock_dir) + "/compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) +
+                          ".lock");
+    exclude_from_git(identity);
+    container = commit_container(client, c, identity, mapping_key, spec);
+    bool has_everytime = false;
+    for (const auto& s : c.script.steps) has_everytime |= s.kind == stages::StepKind::everytime;
+    if (has_everytime) {
+      auto shell = stages::detect_shell(client, container, c.conf.image, progress);
+      struct WatchedProgress : TerminalProgress {
+        WatchedProgress(const stages::SetupScript& s, Verbosity v, ExecWatch& w) : TerminalProgress(s, v), watch(w) {}
+        void exec_created(const std::string& id) override { watch.watch(id); }
+        ExecWatch& watch;
+      } watched(c.script, command.verbosity, watch);
+      for (const auto& step : c.script.steps) {
+        if (step.kind != stages::StepKind::everytime) continue;
+        if (watch.signal()) return exit_for_signal(watch.signal());
+        watched.step_started(step, stages::StepStatus::ran);
+        auto start = std::chrono::steady_clock::now();
+        std::string tail;
+        int code = stages::run_step(client, container, c.script, step, shell, env, watched, &tail);
+        watch.done();
+        if (watch.signal()) return exit_for_signal(watch.signal());
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (code != 0) {
+          std::string hint = c.conf.network == "none"
+                                 ? "\nthe computation's container has no network (docker.conf network = \"none\"); "
+                                   "if the step needs it, move it into a stage or set network = \"bridge\""
+                                 : "";
+          throw stages::StepFailed(describe_step(c.script, step) + " failed with exit code " +
+                                       std::to_string(code) +
+                                       (tail.empty() ? " and printed nothing" : "; its last lines:\n" + tail) +
+                                       "fix it and run again" + hint,
+                                   code, {});
+        }
+        watched.step_finished(step, stages::StepStatus::ran, seconds);
+      }
+    }
+  }
+  if (watch.signal()) return exit_for_signal(watch.signal());
+
+  // The command: concurrent with other runs of the same commit.
+  docker::ExecSpec exec;
+  exec.cmd = argv;
+  exec.env = env;
+  exec.working_dir = c.conf.workdir.empty() ? c.dir.string() : c.conf.workdir;
+  exec.user = command_user(c.conf);
+  int code = client.run_exec(
+      container, exec,
+      [](docker::StreamKind kind, std::string_view bytes) {
+        auto* out = kind == docker::StreamKind::stderr_stream ? stderr : stdout;
+        std::fwrite(bytes.data(), 1, bytes.size(), out);
+        std::fflush(out);
+      },
+      [&](const std::string& id) {
+        watch.arm_timeout();
+        watch.watch(id);
+      });
+  watch.done();
+  if (watch.timed_out()) {
+    spdlog::error("error: the command ran longer than docker.conf's timeout ({} s) and was stopped",
+                  c.conf.timeout_seconds);
+    return exit_code::timed_out;
+  }
+  if (watch.signal()) return exit_for_signal(watch.signal());
+  return code;
+}
+
+}  // namespace ce::runner
