@@ -30,6 +30,8 @@ const char* const usage_text =
     "                           and run nothing\n"
     "      --gfs DIR            the global file storage (default: $GFSDIR, else\n"
     "                           /var/lib/ce-run/gfs), mounted read-write at DIR\n"
+    "      --report FILE        write a JSON report of the run to FILE (also when\n"
+    "                           it fails); schema in docs/cli.md\n"
     "      --allow-dirty        run although COMPDIR has uncommitted changes\n"
     "      --keep-build-container\n"
     "                           keep the build container of a failed stage\n"
@@ -80,6 +82,14 @@ Command parse_command_line(const std::vector<std::string>& args) {
       command.allow_dirty = true;
     } else if (a == "--keep-build-container") {
       command.keep_build_container = true;
+    } else if (a == "--report" || a.rfind("--report=", 0) == 0) {
+      if (a == "--report") {
+        if (i + 1 >= args.size()) throw UsageError("--report needs a file: --report FILE");
+        command.report = args[++i];
+      } else {
+        command.report = a.substr(9);
+      }
+      if (command.report.empty()) throw UsageError("--report needs a file: --report FILE");
     } else if (a == "--gfs" || a.rfind("--gfs=", 0) == 0) {
       if (a == "--gfs") {
         if (i + 1 >= args.size()) throw UsageError("--gfs needs a directory: --gfs DIR");

@@ -26,7 +26,8 @@ struct Command {
   bool dry_run = false;
   bool allow_dirty = false;
   bool keep_build_container = false;
-  std::string gfs;  // --gfs DIR
+  std::string gfs;     // --gfs DIR
+  std::string report;  // --report FILE
   std::string compdir;
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // after "--"

@@ -140,4 +140,8 @@ GitIdentity identify(const std::string& compdir_path) {
   return id;
 }
 
+std::string computation_id(const GitIdentity& identity) {
+  return stages::sha256_hex("ce-run computation id 1\n" + identity.content_tree + "\n").substr(0, 40);
+}
+
 }  // namespace ce::runner

@@ -33,4 +33,10 @@ class GitError : public std::runtime_error {
 // Throws GitError with what to do (not a repository, no commit yet, ...).
 GitIdentity identify(const std::string& compdir);
 
+// The computation's ID: 40 hex digits derived from COMPDIR's content alone
+//   id = hex(SHA-256("ce-run computation id 1\n" content-tree "\n"))[0:40]
+// so a commit that leaves COMPDIR untouched keeps the ID (and its results),
+// and a dirty work tree gets an ID of its own content.
+std::string computation_id(const GitIdentity& identity);
+
 }  // namespace ce::runner

@@ -24,6 +24,13 @@ void TerminalProgress::step_output(const stages::Step&, docker::StreamKind, std:
 }
 
 void TerminalProgress::step_finished(const stages::Step& step, stages::StepStatus status, double seconds) {
+  if (report_) {
+    for (auto& s : report_->steps) {
+      if (s.index != step.index) continue;
+      s.status = stages::to_string(status);
+      s.seconds = seconds;
+    }
+  }
   switch (status) {
     case stages::StepStatus::cached:
       spdlog::info("{} cached", describe_step(script_, step));

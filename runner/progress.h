@@ -6,13 +6,16 @@
 #include <string>
 
 #include "runner/cli.h"
+#include "runner/report.h"
 #include "stages/stage_engine.h"
 
 namespace ce::runner {
 
 class TerminalProgress : public stages::StepObserver {
  public:
-  TerminalProgress(const stages::SetupScript& script, Verbosity verbosity) : script_(script), verbosity_(verbosity) {}
+  // `report`, if given, gets each step's status and duration.
+  TerminalProgress(const stages::SetupScript& script, Verbosity verbosity, Report* report = nullptr)
+      : script_(script), verbosity_(verbosity), report_(report) {}
   void step_started(const stages::Step& step, stages::StepStatus status) override;
   void step_output(const stages::Step& step, docker::StreamKind stream, std::string_view bytes) override;
   void step_finished(const stages::Step& step, stages::StepStatus status, double seconds) override;
@@ -21,6 +24,7 @@ class TerminalProgress : public stages::StepObserver {
  private:
   const stages::SetupScript& script_;
   Verbosity verbosity_;
+  Report* report_;
   std::set<std::string> warned_;  // each warning once per run
 };
 

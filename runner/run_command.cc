@@ -27,6 +27,7 @@
 #include "runner/exec_watch.h"
 #include "runner/git_identity.h"
 #include "runner/progress.h"
+#include "runner/report.h"
 #include "stages/file_lock.h"
 #include "stages/lint.h"
 #include "stages/stage_engine.h"
@@ -198,7 +199,8 @@ std::string settings_digest(const docker::ContainerSpec& spec) {
 
 // Finds or makes the commit's container, records it, makes sure it runs.
 std::string commit_container(docker::Client& client, const Computation& c, const GitIdentity& id,
-                             const std::string& mapping_key, docker::ContainerSpec spec) {
+                             const std::string& mapping_key, docker::ContainerSpec spec, bool& created) {
+  created = false;
   std::string path = (c.dir / "docker-container").string();
   auto read = read_mapping(path);
   ContainerMapping mapping = read.mapping;
@@ -249,6 +251,7 @@ std::string commit_container(docker::Client& client, const Computation& c, const
       throw;
     }
     spdlog::info("made container {} for commit {}", container.substr(0, 12), id.commit.substr(0, 12));
+    created = true;
   }
   mapping.put({mapping_key, id.content_tree, container, spec.labels[label::stage_key], utc_now()});
   write_mapping(path, mapping);
@@ -286,8 +289,13 @@ int run_lint(const Command& command) {
   return warnings.empty() ? 0 : 1;
 }
 
-int run_computation(const Command& command) {
+namespace {
+
+int run_inner(const Command& command, Report& report) {
   auto c = load(command);
+  report.name = c.name;
+  report.dir = c.dir.string();
+  report.base_image = c.conf.image;
   for (const auto& w : all_warnings(c.script, c.conf)) spdlog::warn("{}", format(c.script, w));
 
   std::vector<std::string> argv = command.command;
@@ -315,6 +323,10 @@ int run_computation(const Command& command) {
                              "\ncommit them, or run with --allow-dirty (results are then marked dirty)");
   }
   std::string mapping_key = identity.commit + (identity.dirty_files.empty() ? "" : "-dirty");
+  report.commit = identity.commit;
+  report.tree = identity.content_tree;
+  report.id = computation_id(identity);
+  report.dirty = !identity.dirty_files.empty();
   std::string gfs = resolve_gfs(command);
 
   docker::Client client;
@@ -323,6 +335,13 @@ int run_computation(const Command& command) {
   ensure_image(client, c.conf.image);
   auto base = client.inspect_image(c.conf.image);
   auto plan = stages::plan_stages(client, c.script, c.conf.image, {base.id, identity.content_tree});
+  report.base_image_id = base.id;
+  report.final_key = plan.final_key.empty() ? base.id : plan.final_key;
+  for (const auto& p : plan.steps) {
+    bool stage = p.step->kind == stages::StepKind::stage;
+    report.steps.push_back({p.step->index, stage ? "stage" : "everytime", p.step->first_line, p.step->last_line,
+                            p.key, p.cached ? "cached" : "planned", 0});
+  }
   if (command.dry_run) {
     auto mapping = read_mapping((c.dir / "docker-container").string()).mapping;
     const MappingEntry* entry = mapping.find(mapping_key);
@@ -334,7 +353,7 @@ int run_computation(const Command& command) {
   }
 
   std::vector<std::string> env = {"COMPDIR=" + c.dir.string(), "GFSDIR=" + gfs, "CE_COMMIT=" + identity.commit};
-  TerminalProgress progress(c.script, command.verbosity);
+  TerminalProgress progress(c.script, command.verbosity, &report);
   stages::ApplyOptions options;
   options.computation = c.name;
   options.compdir = c.dir.string();
@@ -367,16 +386,20 @@ int run_computation(const Command& command) {
     stages::FileLock lock(std::string(lock_dir) + "/compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) +
                           ".lock");
     exclude_from_git(identity);
-    container = commit_container(client, c, identity, mapping_key, spec);
+    bool created = false;
+    container = commit_container(client, c, identity, mapping_key, spec, created);
+    report.container_id = container;
+    report.container_created = created;
     bool has_everytime = false;
     for (const auto& s : c.script.steps) has_everytime |= s.kind == stages::StepKind::everytime;
     if (has_everytime) {
       auto shell = stages::detect_shell(client, container, c.conf.image, progress);
       struct WatchedProgress : TerminalProgress {
-        WatchedProgress(const stages::SetupScript& s, Verbosity v, ExecWatch& w) : TerminalProgress(s, v), watch(w) {}
+        WatchedProgress(const stages::SetupScript& s, Verbosity v, Report* r, ExecWatch& w)
+            : TerminalProgress(s, v, r), watch(w) {}
         void exec_created(const std::string& id) override { watch.watch(id); }
         ExecWatch& watch;
-      } watched(c.script, command.verbosity, watch);
+      } watched(c.script, command.verbosity, &report, watch);
       for (const auto& step : c.script.steps) {
         if (step.kind != stages::StepKind::everytime) continue;
         if (watch.signal()) return exit_for_signal(watch.signal());
@@ -388,6 +411,7 @@ int run_computation(const Command& command) {
         if (watch.signal()) return exit_for_signal(watch.signal());
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (code != 0) {
+          watched.step_finished(step, stages::StepStatus::failed, seconds);
           std::string hint = c.conf.network == "none"
                                  ? "\nthe computation's container has no network (docker.conf network = \"none\"); "
                                    "if the step needs it, move it into a stage or set network = \"bridge\""
@@ -429,6 +453,32 @@ int run_computation(const Command& command) {
   }
   if (watch.signal()) return exit_for_signal(watch.signal());
   return code;
+}
+
+}  // namespace
+
+int run_computation(const Command& command) {
+  Report report;
+  auto start = std::chrono::steady_clock::now();
+  auto finish = [&]() {
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!command.report.empty()) write_report(command.report, report);
+  };
+  try {
+    int code = run_inner(command, report);
+    report.exit_code = code;
+    finish();
+    return code;
+  } catch (const std::exception& e) {
+    report.error = e.what();
+    report.exit_code = exit_code::runner_error;
+    try {
+      finish();
+    } catch (const std::exception& write_error) {
+      spdlog::error("error: {}", write_error.what());
+    }
+    throw;
+  }
 }
 
 }  // namespace ce::runner

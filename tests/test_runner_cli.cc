@@ -11,6 +11,10 @@
 
 #include "docker/client.h"
 #include "runner/container_mapping.h"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <sstream>
 #include "stages/stage_engine.h"
 #include "support/ce_run.h"
 #include "support/engine_fixture.h"
@@ -281,4 +285,55 @@ TEST_CASE("Ctrl-C stops the command in the container too and exits 130; a timeou
   auto timed = run_ce({c.path(), "--", "sleep", "60"});
   CHECK(timed.exit_code == 124);
   CHECK_THAT(timed.err, Catch::Contains("the command ran longer than docker.conf's timeout (1 s) and was stopped"));
+}
+
+namespace {
+Poco::JSON::Object::Ptr read_report(const boost::filesystem::path& path) {
+  std::ifstream in(path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  Poco::JSON::Parser parser;
+  return parser.parse(text.str()).extract<Poco::JSON::Object::Ptr>();
+}
+}  // namespace
+
+TEST_CASE("the --report JSON matches what happened, also when the run fails", "[docker][cli]") {
+  Computation c("next_stage && echo one > /one\neverytime && cat /one\n");
+  TempDir out;
+  auto report_path = out.path() / "report.json";
+  REQUIRE(run_ce({"--report", report_path.string(), c.path(), "a"}).exit_code == 0);
+  auto r = read_report(report_path);
+  CHECK(r->getValue<int>("version") == 1);
+  auto computation = r->getObject("computation");
+  CHECK(computation->getValue<std::string>("name") == c.name);
+  CHECK(computation->getValue<std::string>("commit").size() == 40);
+  CHECK(computation->getValue<std::string>("id").size() == 40);
+  CHECK_FALSE(computation->getValue<bool>("dirty"));
+  CHECK(r->getObject("image")->getValue<std::string>("base") == "busybox:latest");
+  CHECK(r->getObject("container")->getValue<bool>("created"));
+  auto steps = r->getArray("steps");
+  REQUIRE(steps->size() == 2);
+  CHECK(steps->getObject(0)->getValue<std::string>("kind") == "stage");
+  CHECK(steps->getObject(0)->getValue<std::string>("status") == "built");
+  CHECK(steps->getObject(0)->getValue<std::string>("key").size() == 64);
+  CHECK(steps->getObject(1)->getValue<std::string>("status") == "ran");
+  CHECK(steps->getObject(1)->isNull("key"));
+  CHECK(r->getValue<int>("exit_code") == 0);
+  CHECK(r->isNull("error"));
+
+  REQUIRE(run_ce({"--report", report_path.string(), c.path()}).exit_code == 0);
+  r = read_report(report_path);
+  CHECK(r->getArray("steps")->getObject(0)->getValue<std::string>("status") == "cached");
+  CHECK_FALSE(r->getObject("container")->getValue<bool>("created"));
+
+  CHECK(run_ce({"--report", report_path.string(), c.path(), "--", "sh", "-c", "exit 3"}).exit_code == 3);
+  CHECK(read_report(report_path)->getValue<int>("exit_code") == 3);
+
+  c.commit("docker-setup.sh", "next_stage && echo one > /one\neverytime && exit 4\n");
+  auto failed = run_ce({"--report", report_path.string(), c.path()});
+  CHECK(failed.exit_code == 125);
+  r = read_report(report_path);
+  CHECK(r->getValue<int>("exit_code") == 125);
+  CHECK_THAT(r->getValue<std::string>("error"), Catch::StartsWith("everytime step 2 ("));
+  CHECK(r->getArray("steps")->getObject(1)->getValue<std::string>("status") == "failed");
 }

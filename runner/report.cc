@@ -1,0 +1,81 @@
+#include "runner/report.h"
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace ce::runner {
+
+using Poco::JSON::Array;
+using Poco::JSON::Object;
+
+namespace {
+Poco::Dynamic::Var text_or_null(const std::string& s) {
+  return s.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(s);
+}
+}  // namespace
+
+std::string Report::to_json() const {
+  Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  root->set("version", 1);
+  Object::Ptr computation = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  computation->set("name", name);
+  computation->set("dir", dir);
+  computation->set("commit", text_or_null(commit));
+  computation->set("tree", text_or_null(tree));
+  computation->set("id", text_or_null(id));
+  computation->set("dirty", dirty);
+  root->set("computation", computation);
+  Object::Ptr image = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  image->set("base", text_or_null(base_image));
+  image->set("base_id", text_or_null(base_image_id));
+  image->set("final_key", text_or_null(final_key));
+  root->set("image", image);
+  Object::Ptr container = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  container->set("id", text_or_null(container_id));
+  container->set("created", container_created);
+  root->set("container", container);
+  Array::Ptr list = new Array;
+  for (const auto& s : steps) {
+    Object::Ptr step = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    step->set("index", s.index);
+    step->set("kind", s.kind);
+    step->set("first_line", s.first_line);
+    step->set("last_line", s.last_line);
+    step->set("key", text_or_null(s.key));
+    step->set("status", s.status);
+    step->set("seconds", s.seconds);
+    list->add(step);
+  }
+  root->set("steps", list);
+  root->set("exit_code", exit_code ? Poco::Dynamic::Var(*exit_code) : Poco::Dynamic::Var());
+  root->set("error", text_or_null(error));
+  root->set("seconds", seconds);
+  std::ostringstream out;
+  root->stringify(out, 2);
+  return out.str() + "\n";
+}
+
+void write_report(const std::string& path, const Report& report) {
+  std::string temp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << report.to_json();
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write the report " + temp + ": " + std::strerror(errno));
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    int error = errno;
+    std::remove(temp.c_str());
+    throw std::runtime_error("cannot write the report " + path + ": " + std::strerror(error));
+  }
+}
+
+}  // namespace ce::runner

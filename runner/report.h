@@ -1,0 +1,38 @@
+// The --report JSON for CI (schema in docs/cli.md), written when the run
+// ends, whether it succeeded or not.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ce::runner {
+
+struct ReportStep {
+  int index = 0;
+  std::string kind;  // "stage" | "everytime"
+  int first_line = 0;
+  int last_line = 0;
+  std::string key;     // stages only
+  std::string status;  // "cached" | "built" | "ran" | "planned" | "failed"
+  double seconds = 0;
+};
+
+struct Report {
+  std::string name, dir, commit, tree, id;
+  bool dirty = false;
+  std::string base_image, base_image_id, final_key;
+  std::string container_id;
+  bool container_created = false;
+  std::vector<ReportStep> steps;
+  std::optional<int> exit_code;
+  std::string error;  // ce-run's own error message, if any
+  double seconds = 0;
+
+  std::string to_json() const;
+};
+
+// Writes atomically (temporary file + rename); throws naming the path.
+void write_report(const std::string& path, const Report& report);
+
+}  // namespace ce::runner
