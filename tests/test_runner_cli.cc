@@ -337,3 +337,23 @@ TEST_CASE("the --report JSON matches what happened, also when the run fails", "[
   CHECK_THAT(r->getValue<std::string>("error"), Catch::StartsWith("everytime step 2 ("));
   CHECK(r->getArray("steps")->getObject(1)->getValue<std::string>("status") == "failed");
 }
+
+TEST_CASE("the wordfreq example installs a compiler in a stage, builds in an everytime step and computes",
+          "[docker][cli]") {
+  TempDir repos;
+  std::string make_repos = (boost::filesystem::path(__FILE__).parent_path().parent_path() / "examples" /
+                            "make-repos").string();
+  sh(repos.path(), "'" + make_repos + "' " + repos.str());
+  auto dir = repos.path() / "wordfreq";
+  // A name of its own, so that cleaning up spares the demo's container.
+  std::string name = "wordfreq-test-" + std::to_string(::getpid());
+  sh(dir, "sed -i 's/^name = .*/name = \"" + name + "\"/' docker.conf && git -c user.name=t -c user.email=t@e "
+          "commit -q -am rename");
+  Client client;
+  auto r = run_ce({"--gfs", repos.str(), dir.string(), (dir / "sample.txt").string()});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "5 the\n4 and\n4 container\n3 a\n3 computation\n3 in\n3 run\n2 is\n2 it\n2 its\n");
+  for (const auto& c : client.list_containers({{"ce-run.computation", name}})) client.remove_container(c.id, Force::yes);
+  for (const auto& i : client.list_images({{"ce-run.computation", name}})) client.remove_image(i.id, Force::yes);
+}
