@@ -408,6 +408,11 @@ int Client::run_exec(const std::string& container, const ExecSpec& spec, const O
   return state.exit_code;
 }
 
+void Client::resize_exec(const std::string& exec_id, int rows, int columns) {
+  request("POST", "/exec/" + path_escape(exec_id) + "/resize?h=" + std::to_string(rows) + "&w=" +
+                      std::to_string(columns));
+}
+
 std::string Client::commit(const CommitSpec& spec) {
   std::string path = "/commit?container=" + query_escape(spec.container) + "&pause=true";
   if (!spec.repo.empty()) path += "&repo=" + query_escape(spec.repo);

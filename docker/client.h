@@ -94,6 +94,9 @@ class Client {
   int run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink,
                const std::function<void(const std::string&)>& on_created = {});
 
+  // Tells a TTY exec its terminal's size.
+  void resize_exec(const std::string& exec_id, int rows, int columns);
+
   // Commits a container into an image; returns the image id.
   std::string commit(const CommitSpec& spec);
 

@@ -153,10 +153,10 @@ std::string container_create_body(const ContainerSpec& spec) {
 
 std::string exec_create_body(const ExecSpec& spec) {
   Object body;
-  body.set("AttachStdin", false);
+  body.set("AttachStdin", spec.attach_stdin);
   body.set("AttachStdout", true);
   body.set("AttachStderr", true);
-  body.set("Tty", false);
+  body.set("Tty", spec.tty);
   body.set("Cmd", string_array(spec.cmd));
   if (!spec.env.empty()) body.set("Env", string_array(spec.env));
   if (!spec.working_dir.empty()) body.set("WorkingDir", spec.working_dir);

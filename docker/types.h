@@ -106,6 +106,8 @@ struct ExecSpec {
   std::vector<std::string> env;
   std::string working_dir;
   std::string user;
+  bool tty = false;           // a terminal: output comes raw, not in frames
+  bool attach_stdin = false;  // for AttachedExec (attach.h)
 };
 
 // GET /exec/{id}/json

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "runner/run_command.h"
+#include "runner/subcommands.h"
 
 namespace ce::runner {
 
@@ -17,7 +18,9 @@ namespace {
 
 const char* const usage_text =
     "usage: ce-run [OPTIONS] COMPDIR [INPUT...] [-- COMMAND [ARG...]]\n"
-    "       ce-run lint COMPDIR\n"
+    "       ce-run lint|status|why COMPDIR\n"
+    "       ce-run shell COMPDIR [-- COMMAND [ARG...]]\n"
+    "       ce-run gc [-n] [--keep N] COMPDIR\n"
     "\n"
     "Runs the computation in COMPDIR in a container of the base image named by\n"
     "COMPDIR/docker.conf, after applying the setup stages of COMPDIR/docker-setup.sh\n"
@@ -40,7 +43,13 @@ const char* const usage_text =
     "  -h, --help               this text\n"
     "      --version            the version\n"
     "\n"
-    "lint COMPDIR: print the setup script's warnings; exit 1 if there are any.\n"
+    "commands:\n"
+    "  lint    the setup script's warnings; exit 1 if there are any\n"
+    "  status  the computation's containers (one per commit) and stage images\n"
+    "  why     what changed since the last run: commit, tree, base image, stages\n"
+    "  shell   a shell (or COMMAND) as root in the commit's container\n"
+    "  gc      remove containers and stage images not needed by the --keep N\n"
+    "          (default 3) most recent commits; -n lists them only\n"
     "\n"
     "exit status: the computation's own; 125 when ce-run or a setup step fails,\n"
     "126 when the command cannot be executed, 127 when it is not found, 124\n"
@@ -90,6 +99,13 @@ Command parse_command_line(const std::vector<std::string>& args) {
         command.report = a.substr(9);
       }
       if (command.report.empty()) throw UsageError("--report needs a file: --report FILE");
+    } else if (a == "--keep" || a.rfind("--keep=", 0) == 0) {
+      std::string value = a == "--keep" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(7);
+      char* end = nullptr;
+      unsigned long n = std::strtoul(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || n > 1000)
+        throw UsageError("--keep needs a number of commits: --keep N");
+      command.gc_keep = n;
     } else if (a == "--gfs" || a.rfind("--gfs=", 0) == 0) {
       if (a == "--gfs") {
         if (i + 1 >= args.size()) throw UsageError("--gfs needs a directory: --gfs DIR");
@@ -105,10 +121,18 @@ Command parse_command_line(const std::vector<std::string>& args) {
     }
   }
   if (command.action != Command::Action::run) return command;
-  if (!positional.empty() && positional[0] == "lint") {
-    command.action = Command::Action::lint;
+  static const std::pair<const char*, Command::Action> subcommands[] = {
+      {"lint", Command::Action::lint}, {"status", Command::Action::status}, {"gc", Command::Action::gc},
+      {"why", Command::Action::why},   {"shell", Command::Action::shell}};
+  for (const auto& [name, action] : subcommands) {
+    if (positional.empty() || positional[0] != name) continue;
+    command.action = action;
     positional.erase(positional.begin());
-    if (positional.size() != 1) throw UsageError("lint takes one computation directory: ce-run lint COMPDIR");
+    if (positional.size() != 1)
+      throw UsageError(std::string(name) + " takes one computation directory: ce-run " + name + " COMPDIR");
+    if (!command.command.empty() && action != Command::Action::shell)
+      throw UsageError(std::string(name) + " takes no command after --");
+    break;
   }
   if (positional.empty()) throw UsageError("no computation directory given; see ce-run --help");
   command.compdir = positional[0];
@@ -126,6 +150,14 @@ int run(const Command& command) {
       return 0;
     case Command::Action::lint:
       return run_lint(command);
+    case Command::Action::status:
+      return run_status(command);
+    case Command::Action::gc:
+      return run_gc(command);
+    case Command::Action::why:
+      return run_why(command);
+    case Command::Action::shell:
+      return run_shell(command);
     case Command::Action::run:
       return run_computation(command);
   }

@@ -20,7 +20,7 @@ constexpr int interrupted = 130;    // SIGINT (Ctrl-C); 143 for SIGTERM
 enum class Verbosity { quiet, normal, verbose };
 
 struct Command {
-  enum class Action { run, lint, help, version };
+  enum class Action { run, lint, status, gc, why, shell, help, version };
   Action action = Action::run;
   Verbosity verbosity = Verbosity::normal;
   bool dry_run = false;
@@ -28,6 +28,7 @@ struct Command {
   bool keep_build_container = false;
   std::string gfs;     // --gfs DIR
   std::string report;  // --report FILE
+  std::size_t gc_keep = 3;  // gc --keep N
   std::string compdir;
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // after "--"

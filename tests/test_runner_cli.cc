@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sys/stat.h>
 #include <csignal>
+#include <poll.h>
+#include <pty.h>
 #include <sys/wait.h>
 #include <thread>
 
@@ -356,4 +358,101 @@ TEST_CASE("the wordfreq example installs a compiler in a stage, builds in an eve
   CHECK(r.out == "5 the\n4 and\n4 container\n3 a\n3 computation\n3 in\n3 run\n2 is\n2 it\n2 its\n");
   for (const auto& c : client.list_containers({{"ce-run.computation", name}})) client.remove_container(c.id, Force::yes);
   for (const auto& i : client.list_images({{"ce-run.computation", name}})) client.remove_image(i.id, Force::yes);
+}
+
+TEST_CASE("status lists the commit's container and the stage images; why says what changed", "[docker][cli]") {
+  Computation c("next_stage && echo one > /one\nnext_stage && echo two > /two\n");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  auto status = run_ce({"status", c.path()});
+  CHECK(status.exit_code == 0);
+  auto container = ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container;
+  CHECK_THAT(status.out, Catch::Contains("  " + container.substr(0, 12) + "  commit "));
+  CHECK_THAT(status.out, Catch::Contains("ce/" + c.name + ":stage-1"));
+  CHECK_THAT(status.out, Catch::Contains("ce/" + c.name + ":stage-2"));
+  CHECK_THAT(status.out, Catch::Contains("disk: 2 stage images"));
+
+  auto same = run_ce({"why", c.path()});
+  CHECK_THAT(same.out, Catch::Contains("commit: unchanged"));
+  CHECK_THAT(same.out, Catch::Contains("stages: unchanged (2)"));
+  c.commit("docker-setup.sh", "next_stage && echo one > /one\nnext_stage && echo TWO > /two\n");
+  auto why = run_ce({"why", c.path()});
+  CHECK_THAT(why.out, Catch::Contains("  commit: "));
+  CHECK_THAT(why.out, Catch::Contains("COMPDIR's tree: changed"));
+  CHECK_THAT(why.out, Catch::Contains("base image busybox:latest: unchanged"));
+  CHECK_THAT(why.out, Catch::Contains("stage 2 (docker-setup.sh:2): changed, or a stage before it changed"));
+}
+
+TEST_CASE("gc keeps the most recent commits' containers and stages, and removes the rest", "[docker][cli]") {
+  Computation c("next_stage && echo one > /one\nnext_stage && echo two > /two\n");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  auto old_container = ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container;
+  c.commit("docker-setup.sh", "next_stage && echo one > /one\nnext_stage && echo TWO > /two\n");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  CHECK(c.containers() == 2);
+  CHECK(c.images() == 3);  // stage 1, the old stage 2, the new stage 2
+
+  auto dry = run_ce({"gc", "-n", "--keep", "1", c.path()});
+  CHECK(dry.exit_code == 0);
+  CHECK_THAT(dry.out, Catch::Contains("would remove container " + old_container.substr(0, 12)));
+  CHECK_THAT(dry.out, Catch::Contains("would remove 1 containers and 1 stage images"));
+  CHECK(c.containers() == 2);
+  CHECK(c.images() == 3);
+
+  auto gc = run_ce({"gc", "--keep", "1", c.path()});
+  CHECK(gc.exit_code == 0);
+  CHECK_THAT(gc.out, Catch::Contains("removed 1 containers and 1 stage images"));
+  CHECK(c.containers() == 1);
+  CHECK(c.images() == 2);
+  CHECK(ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.size() == 1);
+  CHECK(run_ce({c.path()}).exit_code == 0);  // the kept commit still runs from its cache
+  CHECK_FALSE(Catch::Contains("building").match(run_ce({c.path()}).err));
+}
+
+TEST_CASE("shell opens a shell in the commit's container, on a real TTY or on pipes", "[docker][cli]") {
+  Computation c("");
+  CHECK(run_ce({"shell", c.path()}).exit_code == 125);  // no container yet
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+
+  // Pipes: stdin is the script.
+  TempDir io;
+  std::ofstream((io.path() / "in").string()) << "echo piped $(id -u); exit 5\n";
+  std::string command = "'" + ce_run_binary() + "' shell '" + c.path() + "' < '" + (io.path() / "in").string() +
+                        "' > '" + (io.path() / "out").string() + "' 2>&1";
+  int status = std::system(command.c_str());
+  CHECK(WEXITSTATUS(status) == 5);
+  std::ifstream out((io.path() / "out").string());
+  std::string line;
+  std::getline(out, line);
+  CHECK(line == "piped 0");
+
+  // A terminal: a pseudo-terminal drives it as a person would.
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::string binary = ce_run_binary(), path = c.path();
+    ::execl(binary.c_str(), binary.c_str(), "shell", path.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string typed = "tty -s && echo on-a-tty-$((6*7)); exit\r";
+  std::string seen;
+  bool sent = false;
+  char buffer[1024];
+  for (int i = 0; i < 300; ++i) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {
+      ssize_t n = ::read(master, buffer, sizeof buffer);
+      if (n <= 0) break;
+      seen.append(buffer, static_cast<std::size_t>(n));
+    }
+    if (!sent && i > 10) {  // the shell is up
+      (void)!::write(master, typed.data(), typed.size());
+      sent = true;
+    }
+  }
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  INFO(seen);
+  CHECK_THAT(seen, Catch::Contains("on-a-tty-42"));
+  CHECK(WEXITSTATUS(status) == 0);
 }

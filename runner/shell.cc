@@ -1,0 +1,129 @@
+// ce-run shell COMPDIR: an interactive shell in the commit's container.
+// With a terminal on stdin it gets a real TTY (raw mode, the window size);
+// without one, stdin and stdout are piped through, so scripts can use it too.
+#include <boost/filesystem.hpp>
+#include <csignal>
+#include <cstdio>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "docker/attach.h"
+#include "docker/client.h"
+#include "docker/stream_demux.h"
+#include "runner/container_mapping.h"
+#include "runner/docker_conf.h"
+#include "runner/git_identity.h"
+#include "runner/subcommands.h"
+#include "stages/stage_engine.h"
+
+namespace ce::runner {
+
+namespace fs = boost::filesystem;
+
+namespace {
+
+// Puts the terminal in raw mode while alive.
+class RawTerminal {
+ public:
+  RawTerminal() {
+    if (::tcgetattr(STDIN_FILENO, &saved_) != 0) return;
+    termios raw = saved_;
+    ::cfmakeraw(&raw);
+    active_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() {
+    if (active_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+
+ private:
+  termios saved_{};
+  bool active_ = false;
+};
+
+}  // namespace
+
+int run_shell(const Command& command) {
+  if (!fs::is_directory(command.compdir))
+    throw std::runtime_error(command.compdir + ": not a directory; give the computation's directory");
+  fs::path dir = fs::canonical(command.compdir);
+  auto conf = load_docker_conf((fs::path(command.compdir) / "docker.conf").lexically_normal().string());
+  auto id = identify(dir.string());
+  std::string key = id.commit + (id.dirty_files.empty() ? "" : "-dirty");
+  auto mapping = read_mapping((dir / "docker-container").string()).mapping;
+  const MappingEntry* entry = mapping.find(key);
+  docker::Client client;
+  client.check_engine();
+  std::optional<docker::ContainerInfo> info;
+  if (entry) info = client.find_container(entry->container);
+  if (!info)
+    throw std::runtime_error("commit " + id.commit.substr(0, 12) + " of " + command.compdir +
+                             " has no container yet: run `ce-run " + command.compdir + "' first (it makes one, "
+                             "even when a step then fails)");
+  if (!info->state.running) client.start_container(info->id);
+
+  bool tty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+  struct NoWarnings : stages::StepObserver {} quiet;
+  auto shell = stages::detect_shell(client, info->id, conf.image, quiet);
+  docker::ExecSpec spec;
+  spec.cmd = command.command.empty() ? std::vector<std::string>{shell == stages::Shell::bash ? "bash" : "sh"}
+                                     : command.command;
+  spec.env = info->env;
+  if (tty) spec.env.push_back("TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm"));
+  spec.working_dir = dir.string();
+  spec.user = "0";
+  spec.tty = tty;
+  spec.attach_stdin = true;
+  auto exec_id = client.create_exec(info->id, spec);
+  docker::AttachedExec attached(client.address(), exec_id, tty);
+  if (tty) {
+    winsize size{};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_row > 0) {
+      try {
+        client.resize_exec(exec_id, size.ws_row, size.ws_col);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  {
+    std::unique_ptr<RawTerminal> raw;
+    if (tty) raw = std::make_unique<RawTerminal>();
+    docker::StreamDemux demux([](docker::StreamKind kind, std::string_view bytes) {
+      std::fwrite(bytes.data(), 1, bytes.size(), kind == docker::StreamKind::stderr_stream ? stderr : stdout);
+      std::fflush(kind == docker::StreamKind::stderr_stream ? stderr : stdout);
+    });
+    bool input_open = true;
+    char buffer[16384];
+    for (;;) {
+      pollfd fds[2] = {{attached.fd(), POLLIN, 0}, {STDIN_FILENO, static_cast<short>(input_open ? POLLIN : 0), 0}};
+      if (::poll(fds, input_open ? 2 : 1, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        long n = attached.read(buffer, sizeof buffer);
+        if (n <= 0) break;
+        if (tty) {
+          (void)!::write(STDOUT_FILENO, buffer, static_cast<std::size_t>(n));
+        } else {
+          demux.feed(std::string_view(buffer, static_cast<std::size_t>(n)));
+        }
+      }
+      if (input_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+        if (n <= 0) {
+          input_open = false;
+          attached.close_input();
+        } else if (!attached.write(buffer, static_cast<std::size_t>(n))) {
+          break;
+        }
+      }
+    }
+  }
+  return client.inspect_exec(exec_id).exit_code;
+}
+
+}  // namespace ce::runner

@@ -1,0 +1,271 @@
+// ce-run status | gc | why: what ce-run keeps for a computation, cleaning it
+// up, and what changed since the last run.
+#include "runner/subcommands.h"
+
+#include <algorithm>
+#include <boost/filesystem.hpp>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <spdlog/spdlog.h>
+
+#include "docker/client.h"
+#include "runner/container_mapping.h"
+#include "runner/docker_conf.h"
+#include "runner/git_identity.h"
+#include "stages/setup_script.h"
+#include "stages/stage_engine.h"
+#include "stages/stage_key.h"
+
+namespace ce::runner {
+
+namespace fs = boost::filesystem;
+
+namespace {
+
+struct Target {
+  fs::path dir;
+  std::string name;
+  DockerConf conf;
+};
+
+Target load_target(const Command& command) {
+  if (!fs::is_directory(command.compdir))
+    throw std::runtime_error(command.compdir + ": not a directory; give the computation's directory");
+  Target t;
+  t.dir = fs::canonical(command.compdir);
+  t.conf = load_docker_conf((fs::path(command.compdir) / "docker.conf").lexically_normal().string());
+  t.name = t.conf.name.empty() ? t.dir.filename().string() : t.conf.name;
+  return t;
+}
+
+std::string human_size(std::int64_t bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1000 && unit < 4) {
+    value /= 1000;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
+  return text;
+}
+
+std::string label_of(const docker::Labels& labels, const char* key) {
+  auto it = labels.find(key);
+  return it == labels.end() ? std::string() : it->second;
+}
+
+std::string short_id(const std::string& id) {
+  auto colon = id.find(':');
+  return id.substr(colon == std::string::npos ? 0 : colon + 1, 12);
+}
+
+// This computation's containers (by label) and its mapping, newest first.
+struct Kept {
+  ContainerMapping mapping;
+  std::vector<docker::ContainerSummary> containers;
+  std::vector<docker::ImageSummary> images;  // stage images labelled with its name
+};
+
+Kept kept(docker::Client& client, const Target& t) {
+  Kept k;
+  k.mapping = read_mapping((t.dir / "docker-container").string()).mapping;
+  k.containers = client.list_containers({{"ce-run.role", "run"}, {"ce-run.compdir", t.dir.string()}});
+  std::sort(k.containers.begin(), k.containers.end(), [](const auto& a, const auto& b) { return a.created > b.created; });
+  k.images = client.list_images({{stages::label::role, "stage"}, {stages::label::computation, t.name}});
+  return k;
+}
+
+// key -> parent key, over every stage image the engine has.
+std::map<std::string, std::string> stage_parents(docker::Client& client) {
+  std::map<std::string, std::string> parents;
+  for (const auto& image : client.list_images({{stages::label::key, ""}}))
+    parents[label_of(image.labels, stages::label::key)] = label_of(image.labels, stages::label::parent);
+  return parents;
+}
+
+}  // namespace
+
+int run_status(const Command& command) {
+  auto t = load_target(command);
+  docker::Client client;
+  client.check_engine();
+  auto k = kept(client, t);
+  std::string head;
+  try {
+    head = identify(t.dir.string()).commit;
+  } catch (const std::exception&) {
+  }
+  std::printf("computation %s in %s%s\n", t.name.c_str(), t.dir.c_str(),
+              head.empty() ? "" : (", HEAD " + head.substr(0, 12)).c_str());
+  std::printf("containers (one per commit, newest first):\n");
+  if (k.containers.empty()) std::printf("  none\n");
+  for (const auto& c : k.containers) {
+    std::string commit = label_of(c.labels, "ce-run.commit");
+    bool recorded = k.mapping.find(commit) != nullptr;
+    std::printf("  %s  commit %s%s  %-8s  stage key %s  %s%s\n", c.id.substr(0, 12).c_str(),
+                commit.substr(0, 12).c_str(), commit.size() > 40 ? " (dirty)" : "", c.state.c_str(),
+                label_of(c.labels, "ce-run.stage.key").substr(0, 12).c_str(), c.status.c_str(),
+                recorded ? "" : "  (not in docker-container)");
+  }
+  std::printf("stage images:\n");
+  std::int64_t total = 0;
+  auto images = k.images;
+  std::sort(images.begin(), images.end(), [](const auto& a, const auto& b) {
+    return std::stoi("0" + label_of(a.labels, stages::label::number)) <
+           std::stoi("0" + label_of(b.labels, stages::label::number));
+  });
+  if (images.empty()) std::printf("  none\n");
+  for (const auto& image : images) {
+    total += image.size;
+    std::string tag = image.repo_tags.empty() ? "<untagged>" : image.repo_tags.front();
+    std::printf("  stage %-3s %-28s %s  key %s  lines %-7s %10s\n", label_of(image.labels, stages::label::number).c_str(),
+                tag.c_str(), short_id(image.id).c_str(), label_of(image.labels, stages::label::key).substr(0, 12).c_str(),
+                label_of(image.labels, stages::label::lines).c_str(), human_size(image.size).c_str());
+  }
+  std::printf("disk: %zu stage images, %s (layers shared with the base image counted in each)\n", images.size(),
+              human_size(total).c_str());
+  return 0;
+}
+
+int run_gc(const Command& command) {
+  auto t = load_target(command);
+  docker::Client client;
+  client.check_engine();
+  stages::reap_build_containers(client);
+  auto k = kept(client, t);
+  std::size_t keep = command.gc_keep;
+
+  // The commits to keep: the newest `keep` of the mapping (newest first).
+  std::set<std::string> kept_commits;
+  for (std::size_t i = 0; i < k.mapping.entries.size() && kept_commits.size() < keep; ++i)
+    kept_commits.insert(k.mapping.entries[i].commit);
+  std::vector<const docker::ContainerSummary*> remove_containers;
+  std::set<std::string> needed_keys;
+  auto parents = stage_parents(client);
+  for (const auto& c : k.containers) {
+    std::string commit = label_of(c.labels, "ce-run.commit");
+    if (kept_commits.count(commit)) {
+      for (std::string key = label_of(c.labels, "ce-run.stage.key"); !key.empty() && parents.count(key);
+           key = parents[key])
+        needed_keys.insert(key);
+    } else {
+      remove_containers.push_back(&c);
+    }
+  }
+  std::vector<const docker::ImageSummary*> remove_images;
+  for (const auto& image : k.images)
+    if (!needed_keys.count(label_of(image.labels, stages::label::key))) remove_images.push_back(&image);
+
+  const char* verb = command.dry_run ? "would remove" : "removed";
+  for (const auto* c : remove_containers) {
+    if (!command.dry_run) client.remove_container(c->id, docker::Force::yes);
+    std::printf("%s container %s (commit %s)\n", verb, c->id.substr(0, 12).c_str(),
+                label_of(c->labels, "ce-run.commit").substr(0, 12).c_str());
+  }
+  // Children before parents: the newest stage first.
+  std::sort(remove_images.begin(), remove_images.end(), [](const auto* a, const auto* b) {
+    return std::stoi("0" + label_of(a->labels, stages::label::number)) >
+           std::stoi("0" + label_of(b->labels, stages::label::number));
+  });
+  std::int64_t freed = 0;
+  for (const auto* image : remove_images) {
+    if (!command.dry_run) {
+      try {
+        client.remove_image(image->id, docker::Force::yes);
+      } catch (const docker::EngineError& e) {
+        if (e.kind() != docker::ErrorKind::no_such_image) {
+          spdlog::warn("warning: could not remove image {}: {}", short_id(image->id), e.what());
+          continue;
+        }
+      }
+    }
+    freed += image->size;
+    std::printf("%s stage image %s (stage %s, key %s)\n", verb, short_id(image->id).c_str(),
+                label_of(image->labels, stages::label::number).c_str(),
+                label_of(image->labels, stages::label::key).substr(0, 12).c_str());
+  }
+  if (!command.dry_run && !remove_containers.empty()) {
+    ContainerMapping mapping;
+    for (const auto& e : k.mapping.entries)
+      if (kept_commits.count(e.commit)) mapping.entries.push_back(e);
+    write_mapping((t.dir / "docker-container").string(), mapping);
+  }
+  std::printf("%s %zu containers and %zu stage images (up to %s); kept the %zu most recent commits\n",
+              verb, remove_containers.size(), remove_images.size(), human_size(freed).c_str(), kept_commits.size());
+  return 0;
+}
+
+int run_why(const Command& command) {
+  auto t = load_target(command);
+  auto id = identify(t.dir.string());
+  auto mapping = read_mapping((t.dir / "docker-container").string()).mapping;
+  std::string current = id.commit + (id.dirty_files.empty() ? "" : "-dirty");
+  if (mapping.entries.empty()) {
+    std::printf("no earlier run of %s is recorded: everything is new\n", t.name.c_str());
+    return 0;
+  }
+  const MappingEntry& before = mapping.entries.front();  // the most recent run
+  std::printf("since the run of commit %s:\n", before.commit.substr(0, 12).c_str());
+  if (before.commit == current)
+    std::printf("  commit: unchanged (%s)\n", current.substr(0, 12).c_str());
+  else
+    std::printf("  commit: %s -> %s\n", before.commit.substr(0, 12).c_str(), current.substr(0, 12).c_str());
+  std::printf("  COMPDIR's tree: %s\n", before.tree == id.content_tree
+                                            ? "unchanged: results keyed by the computation ID stay valid"
+                                            : ("changed (" + before.tree.substr(0, 12) + " -> " +
+                                               id.content_tree.substr(0, 12) + ")")
+                                                  .c_str());
+
+  docker::Client client;
+  client.check_engine();
+  auto parents = stage_parents(client);
+  std::vector<std::string> old_keys;  // stage 1 first
+  std::string base_before;
+  for (std::string key = before.stage_key; !key.empty();) {
+    auto it = parents.find(key);
+    if (it == parents.end()) {
+      base_before = key;  // the base image ID, or a stage image gc removed
+      break;
+    }
+    old_keys.insert(old_keys.begin(), key);
+    key = it->second;
+  }
+  auto script = stages::load_setup_script((t.dir / "docker-setup.sh").string(), "docker-setup.sh");
+  auto base = client.find_image(t.conf.image);
+  if (!base) {
+    std::printf("  base image %s: not here any more\n", t.conf.image.c_str());
+    return 0;
+  }
+  if (!base_before.empty() && base_before.rfind("sha256:", 0) == 0)
+    std::printf("  base image %s: %s\n", t.conf.image.c_str(),
+                base_before == base->id ? "unchanged"
+                                        : ("changed (" + short_id(base_before) + " -> " + short_id(base->id) +
+                                           "): every stage is rebuilt")
+                                              .c_str());
+  auto keys = stages::stage_keys(script, {base->id, id.content_tree});
+  std::size_t k = 0;
+  bool reported = false;
+  for (const auto& step : script.steps) {
+    if (step.kind != stages::StepKind::stage) continue;
+    std::string was = k < old_keys.size() ? old_keys[k] : "";
+    if (keys[k] != was) {
+      std::printf("  stage %d (%s): %s\n", step.stage_number, script.lines_of(step).c_str(),
+                  was.empty() ? "new" : "changed, or a stage before it changed: rebuilt with every stage after it");
+      reported = true;
+      break;
+    }
+    ++k;
+  }
+  if (!reported) {
+    if (keys.size() < old_keys.size())
+      std::printf("  stages: %zu removed at the end; the rest unchanged\n", old_keys.size() - keys.size());
+    else
+      std::printf("  stages: unchanged (%zu)\n", keys.size());
+  }
+  return 0;
+}
+
+}  // namespace ce::runner

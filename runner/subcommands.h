@@ -1,0 +1,13 @@
+// ce-run status | gc | why | shell (docs/cli.md).
+#pragma once
+
+#include "runner/cli.h"
+
+namespace ce::runner {
+
+int run_status(const Command& command);
+int run_gc(const Command& command);
+int run_why(const Command& command);
+int run_shell(const Command& command);
+
+}  // namespace ce::runner
