@@ -36,6 +36,8 @@ const char* const usage_text =
     "      --report FILE        write a JSON report of the run to FILE (also when\n"
     "                           it fails); schema in docs/cli.md\n"
     "      --allow-dirty        run although COMPDIR has uncommitted changes\n"
+    "      --incremental        a new commit's container continues from a snapshot\n"
+    "                           of an ancestor commit's, when the stages match\n"
     "      --keep-build-container\n"
     "                           keep the build container of a failed stage\n"
     "  -q, --quiet              only warnings and errors from ce-run itself\n"
@@ -87,6 +89,8 @@ Command parse_command_line(const std::vector<std::string>& args) {
       command.verbosity = Verbosity::verbose;
     } else if (a == "-n" || a == "--dry-run") {
       command.dry_run = true;
+    } else if (a == "--incremental") {
+      command.incremental = true;
     } else if (a == "--allow-dirty") {
       command.allow_dirty = true;
     } else if (a == "--keep-build-container") {

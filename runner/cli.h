@@ -26,6 +26,7 @@ struct Command {
   bool dry_run = false;
   bool allow_dirty = false;
   bool keep_build_container = false;
+  bool incremental = false;  // --incremental
   std::string gfs;     // --gfs DIR
   std::string report;  // --report FILE
   std::size_t gc_keep = 3;  // gc --keep N

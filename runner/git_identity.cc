@@ -140,6 +140,16 @@ GitIdentity identify(const std::string& compdir_path) {
   return id;
 }
 
+bool is_ancestor(const std::string& dir, const std::string& ancestor, const std::string& descendant) {
+  ensure_library();
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, dir.c_str(), 0, nullptr) != 0) return false;
+  Repository repo(raw);
+  git_oid a, d;
+  if (git_oid_fromstr(&a, ancestor.c_str()) != 0 || git_oid_fromstr(&d, descendant.c_str()) != 0) return false;
+  return git_graph_descendant_of(repo.get(), &d, &a) == 1;
+}
+
 std::string computation_id(const GitIdentity& identity) {
   return stages::sha256_hex("ce-run computation id 1\n" + identity.content_tree + "\n").substr(0, 40);
 }

@@ -39,4 +39,9 @@ GitIdentity identify(const std::string& compdir);
 // and a dirty work tree gets an ID of its own content.
 std::string computation_id(const GitIdentity& identity);
 
+// Whether `descendant` has `ancestor` in its history (both 40-hex commit
+// IDs of the repository holding `dir`). False when either is unknown, e.g.
+// missing from a shallow clone.
+bool is_ancestor(const std::string& dir, const std::string& ancestor, const std::string& descendant);
+
 }  // namespace ce::runner

@@ -45,6 +45,7 @@ inline constexpr const char* tree = "ce-run.tree";
 inline constexpr const char* stage_key = "ce-run.stage.key";
 inline constexpr const char* settings = "ce-run.settings";  // digest of the container's settings
 inline constexpr const char* created = "ce-run.created";
+inline constexpr const char* snapshot_of = "ce-run.snapshot.of";  // the ancestor commit continued from
 }  // namespace label
 
 namespace {
@@ -188,8 +189,10 @@ void exclude_from_git(const GitIdentity& id) {
 
 // Everything the container is made with: a container made otherwise is
 // replaced.
+// (The image is not part of it: the stage key label says which stages the
+// container holds, and a container continued from a snapshot has another.)
 std::string settings_digest(const docker::ContainerSpec& spec) {
-  std::string text = spec.image + "\n" + spec.network_mode + "\n" + std::to_string(spec.nano_cpus) + "\n" +
+  std::string text = spec.network_mode + "\n" + std::to_string(spec.nano_cpus) + "\n" +
                      std::to_string(spec.memory_bytes) + "\n" + std::to_string(spec.pids_limit) + "\n";
   for (const auto& e : spec.env) text += e + "\n";
   for (const auto& b : spec.binds)
@@ -198,8 +201,33 @@ std::string settings_digest(const docker::ContainerSpec& spec) {
 }
 
 // Finds or makes the commit's container, records it, makes sure it runs.
+// With --incremental: a snapshot of the newest ancestor commit's container
+// made from the same stages, to start the new commit's container from.
+std::string ancestor_snapshot(docker::Client& client, const Computation& c, const GitIdentity& id,
+                              const ContainerMapping& mapping, const std::string& stage_key) {
+  if (!id.dirty_files.empty()) return {};
+  for (const auto& e : mapping.entries) {
+    if (e.commit.size() != 40 || e.commit == id.commit || e.stage_key != stage_key) continue;
+    if (!is_ancestor(c.dir.string(), e.commit, id.commit)) continue;
+    auto info = client.find_container(e.container);
+    if (!info || info->labels[label::stage_key] != stage_key) continue;
+    docker::CommitSpec commit;
+    commit.container = info->id;
+    commit.repo = stages::stage_repository(c.name);
+    commit.tag = "snapshot-" + e.commit.substr(0, 12);
+    commit.comment = "ce-run: snapshot of the container of commit " + e.commit;
+    commit.labels = {{stages::label::role, "snapshot"}, {label::snapshot_of, e.commit},
+                     {stages::label::computation, c.name}, {stages::label::key, ""}};
+    auto image = client.commit(commit);
+    spdlog::info("continuing from a snapshot of the container of ancestor commit {}", e.commit.substr(0, 12));
+    return image;
+  }
+  return {};
+}
+
 std::string commit_container(docker::Client& client, const Computation& c, const GitIdentity& id,
-                             const std::string& mapping_key, docker::ContainerSpec spec, bool& created) {
+                             const std::string& mapping_key, docker::ContainerSpec spec, bool incremental,
+                             bool& created) {
   created = false;
   std::string path = (c.dir / "docker-container").string();
   auto read = read_mapping(path);
@@ -241,6 +269,10 @@ std::string commit_container(docker::Client& client, const Computation& c, const
     }
   }
   if (container.empty()) {
+    if (incremental) {
+      auto snapshot = ancestor_snapshot(client, c, id, mapping, spec.labels[label::stage_key]);
+      if (!snapshot.empty()) spec.image = snapshot;  // its label names the ancestor commit
+    }
     spec.labels[label::settings] = settings;
     spec.labels[label::created] = utc_now();
     container = client.create_container(spec);
@@ -387,7 +419,7 @@ int run_inner(const Command& command, Report& report) {
                           ".lock");
     exclude_from_git(identity);
     bool created = false;
-    container = commit_container(client, c, identity, mapping_key, spec, created);
+    container = commit_container(client, c, identity, mapping_key, spec, command.incremental, created);
     report.container_id = container;
     report.container_created = created;
     bool has_everytime = false;

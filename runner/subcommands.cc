@@ -81,7 +81,7 @@ Kept kept(docker::Client& client, const Target& t) {
 // key -> parent key, over every stage image the engine has.
 std::map<std::string, std::string> stage_parents(docker::Client& client) {
   std::map<std::string, std::string> parents;
-  for (const auto& image : client.list_images({{stages::label::key, ""}}))
+  for (const auto& image : client.list_images({{stages::label::role, "stage"}, {stages::label::key, ""}}))
     parents[label_of(image.labels, stages::label::key)] = label_of(image.labels, stages::label::parent);
   return parents;
 }
@@ -158,6 +158,13 @@ int run_gc(const Command& command) {
   std::vector<const docker::ImageSummary*> remove_images;
   for (const auto& image : k.images)
     if (!needed_keys.count(label_of(image.labels, stages::label::key))) remove_images.push_back(&image);
+  // Snapshots (--incremental) that no kept container runs from.
+  std::set<std::string> used;
+  for (const auto& c : k.containers)
+    if (kept_commits.count(label_of(c.labels, "ce-run.commit"))) used.insert(c.image_id);
+  auto snapshots = client.list_images({{stages::label::role, "snapshot"}, {stages::label::computation, t.name}});
+  for (const auto& image : snapshots)
+    if (!used.count(image.id)) remove_images.push_back(&image);
 
   const char* verb = command.dry_run ? "would remove" : "removed";
   for (const auto* c : remove_containers) {

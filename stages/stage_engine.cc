@@ -169,7 +169,7 @@ StagePlan plan_stages(docker::Client& client, const SetupScript& script, const s
 
   std::map<std::string, std::string> images;  // key -> image id
   if (!keys.empty()) {
-    for (const auto& image : client.list_images({{label::key, ""}})) {
+    for (const auto& image : client.list_images({{label::role, "stage"}, {label::key, ""}})) {
       auto it = image.labels.find(label::key);
       if (it != image.labels.end()) images.emplace(it->second, image.id);
     }
@@ -322,7 +322,7 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
     }
     FileLock lock(options.lock_dir + "/stage-" + planned.key + ".lock");
     // Built meanwhile by another process?
-    auto built = client.list_images({{label::key, planned.key}});
+    auto built = client.list_images({{label::role, "stage"}, {label::key, planned.key}});
     if (!built.empty()) {
       image = built.front().id;
       container.remove();

@@ -456,3 +456,19 @@ TEST_CASE("shell opens a shell in the commit's container, on a real TTY or on pi
   CHECK_THAT(seen, Catch::Contains("on-a-tty-42"));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("--incremental continues a descendant commit's container from a snapshot of its ancestor's",
+          "[docker][cli]") {
+  Computation c("next_stage && true\neverytime && echo built >> /var/tmp/builds\n");
+  REQUIRE(run_ce({"--incremental", c.path()}).exit_code == 0);
+  c.commit("notes.txt", "a descendant commit\n");
+  auto r = run_ce({"--incremental", c.path(), "--", "sh", "-c", "wc -l < /var/tmp/builds"});
+  INFO(r.err);
+  CHECK_THAT(r.err, Catch::Contains("continuing from a snapshot of the container of ancestor commit"));
+  CHECK(r.out == "2\n");  // the ancestor's build, then this commit's
+  c.commit("notes.txt", "another one, not incremental\n");
+  CHECK(run_ce({c.path(), "--", "sh", "-c", "wc -l < /var/tmp/builds"}).out == "1\n");
+  // gc removes the snapshot with the containers it no longer keeps.
+  auto gc = run_ce({"gc", "--keep", "1", c.path()});
+  CHECK_THAT(gc.out, Catch::Contains("removed 2 containers and 1 stage images"));
+}

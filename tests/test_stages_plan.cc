@@ -21,7 +21,7 @@ std::string image_list(const std::vector<std::pair<std::string, std::string>>& k
   std::string body = "[";
   for (const auto& [key, id] : key_to_id) {
     if (body.size() > 1) body += ",";
-    body += R"({"Id":")" + id + R"(","RepoTags":[],"Labels":{"ce-run.stage.key":")" + key + R"("}})";
+    body += R"({"Id":")" + id + R"(","RepoTags":[],"Labels":{"ce-run.role":"stage","ce-run.stage.key":")" + key + R"("}})";
   }
   return body + "]";
 }
