@@ -324,6 +324,10 @@ int run_lint(const Command& command) {
 namespace {
 
 int run_inner(const Command& command, Report& report) {
+  // Without the engine nothing else is worth doing: say so first.
+  docker::Client client;
+  auto engine = client.check_engine();
+  spdlog::debug("engine {} (API {}) at {}", engine.version, engine.api_version, client.address().uri());
   auto c = load(command);
   report.name = c.name;
   report.dir = c.dir.string();
@@ -361,9 +365,6 @@ int run_inner(const Command& command, Report& report) {
   report.dirty = !identity.dirty_files.empty();
   std::string gfs = resolve_gfs(command);
 
-  docker::Client client;
-  auto engine = client.check_engine();
-  spdlog::debug("engine {} (API {}) at {}", engine.version, engine.api_version, client.address().uri());
   ensure_image(client, c.conf.image);
   auto base = client.inspect_image(c.conf.image);
   auto plan = stages::plan_stages(client, c.script, c.conf.image, {base.id, identity.content_tree});

@@ -301,21 +301,24 @@ class Parser {
     pos_ = close + 1;
   }
 
-  void scan_ansi_quote() {  // $'...'
-    std::size_t open = pos_;
-    skip2();
+  // From `open` (already passed) to the unescaped `close`; backslash escapes.
+  void scan_to(char close, std::size_t open, const char* unterminated) {
     for (;;) {
-      if (at_end()) fail(open, "unterminated $'...' quote: no matching `'' before the end of the file");
+      if (at_end()) fail(open, unterminated);
       char c = src_[pos_];
       if (c == '\\') {
         skip2();
-      } else if (c == '\'') {
-        ++pos_;
-        return;
       } else {
         ++pos_;
+        if (c == close) return;
       }
     }
+  }
+
+  void scan_ansi_quote() {  // $'...'
+    std::size_t open = pos_;
+    skip2();
+    scan_to('\'', open, "unterminated $'...' quote: no matching `'' before the end of the file");
   }
 
   void scan_double_quote() {
@@ -343,18 +346,7 @@ class Parser {
 
   void scan_backquote() {
     std::size_t open = pos_++;
-    for (;;) {
-      if (at_end()) fail(open, "unterminated command substitution: no matching ``' before the end of the file");
-      char c = src_[pos_];
-      if (c == '\\') {
-        skip2();
-      } else if (c == '`') {
-        ++pos_;
-        return;
-      } else {
-        ++pos_;
-      }
-    }
+    scan_to('`', open, "unterminated command substitution: no matching ``' before the end of the file");
   }
 
   // At a '$'.

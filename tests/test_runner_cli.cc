@@ -472,3 +472,43 @@ TEST_CASE("--incremental continues a descendant commit's container from a snapsh
   auto gc = run_ce({"gc", "--keep", "1", c.path()});
   CHECK_THAT(gc.out, Catch::Contains("removed 2 containers and 1 stage images"));
 }
+
+TEST_CASE("without network, lint warns about everytime steps that need it and a failing one says why",
+          "[docker][cli]") {
+  Computation c("everytime && wget -q -O /dev/null http://deb.invalid/\n");
+  auto lint = run_ce({"lint", c.path()});
+  CHECK(lint.exit_code == 1);
+  CHECK_THAT(lint.out, Catch::Contains("docker-setup.sh:1:1: warning: this everytime step looks as if it needs the "
+                                       "network (wget ), but the computation's container has none"));
+  auto r = run_ce({c.path()});
+  CHECK(r.exit_code == 125);
+  CHECK_THAT(r.err, Catch::Contains("everytime step 1 (" + c.path() + "/docker-setup.sh:1) failed with exit code"));
+  CHECK_THAT(r.err, Catch::Contains("the computation's container has no network (docker.conf network = \"none\")"));
+}
+
+TEST_CASE("runs of the same commit share its container and run their commands at the same time", "[docker][cli]") {
+  Computation c("everytime && true\n");
+  REQUIRE(run_ce({c.path()}).exit_code == 0);
+  TempDir gfs;
+  // Each run waits until both have started: only possible if they overlap.
+  std::string script = "touch $GFSDIR/$1; i=0; while [ ! -e $GFSDIR/a ] || [ ! -e $GFSDIR/b ]; do "
+                       "i=$((i+1)); [ $i -gt 300 ] && exit 9; sleep 0.1; done";
+  int a = spawn_ce({"--gfs", gfs.str(), c.path(), "--", "sh", "-c", script, "x", "a"});
+  int b = spawn_ce({"--gfs", gfs.str(), c.path(), "--", "sh", "-c", script, "x", "b"});
+  int status_a = 0, status_b = 0;
+  ::waitpid(a, &status_a, 0);
+  ::waitpid(b, &status_b, 0);
+  CHECK(WEXITSTATUS(status_a) == 0);
+  CHECK(WEXITSTATUS(status_b) == 0);
+  CHECK(c.containers() == 1);
+}
+
+TEST_CASE("an unreachable engine is reported before anything else", "[cli]") {
+  TempDir empty;  // not even a computation: the engine comes first
+  ::setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock", 1);
+  auto r = run_ce({empty.str()});
+  ::unsetenv("DOCKER_HOST");
+  CHECK(r.exit_code == 125);
+  CHECK(r.err == "ce-run: error: cannot reach the Docker engine at unix:///nonexistent/docker.sock (No such file or "
+                 "directory); start it with scripts/start-docker, or check DOCKER_HOST\n");
+}
