@@ -457,7 +457,7 @@ TEST_CASE("shell opens a shell in the commit's container, on a real TTY or on pi
   CHECK(WEXITSTATUS(status) == 0);
 }
 
-TEST_CASE("--incremental continues a descendant commit's container from a snapshot of its ancestor's",
+TEST_CASE("with --incremental a descendant commit's container continues from a snapshot of its ancestor's",
           "[docker][cli]") {
   Computation c("next_stage && true\neverytime && echo built >> /var/tmp/builds\n");
   REQUIRE(run_ce({"--incremental", c.path()}).exit_code == 0);
