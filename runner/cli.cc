@@ -36,6 +36,7 @@ const char* const usage_text =
     "      --report FILE        write a JSON report of the run to FILE (also when\n"
     "                           it fails); schema in docs/cli.md\n"
     "      --allow-dirty        run although COMPDIR has uncommitted changes\n"
+    "      --verify             re-hash a done call's outputs against its record\n"
     "      --incremental        a new commit's container continues from a snapshot\n"
     "                           of an ancestor commit's, when the stages match\n"
     "      --keep-build-container\n"
@@ -89,6 +90,8 @@ Command parse_command_line(const std::vector<std::string>& args) {
       command.verbosity = Verbosity::verbose;
     } else if (a == "-n" || a == "--dry-run") {
       command.dry_run = true;
+    } else if (a == "--verify") {
+      command.verify = true;
     } else if (a == "--incremental") {
       command.incremental = true;
     } else if (a == "--allow-dirty") {

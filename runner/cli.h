@@ -27,6 +27,7 @@ struct Command {
   bool allow_dirty = false;
   bool keep_build_container = false;
   bool incremental = false;  // --incremental
+  bool verify = false;       // --verify
   std::string gfs;     // --gfs DIR
   std::string report;  // --report FILE
   std::size_t gc_keep = 3;  // gc --keep N

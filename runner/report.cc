@@ -55,6 +55,27 @@ std::string Report::to_json() const {
     list->add(step);
   }
   root->set("steps", list);
+  Array::Ptr inputs_list = new Array;
+  for (const auto& i : inputs) {
+    Object::Ptr input = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    input->set("name", i.name);
+    input->set("path", i.path);
+    input->set("sha1", i.sha1);
+    inputs_list->add(input);
+  }
+  root->set("inputs", inputs_list);
+  Array::Ptr outputs_list = new Array;
+  for (const auto& o : outputs) {
+    Object::Ptr output = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    output->set("name", o.name);
+    output->set("path", o.path);
+    // The report's words: a result found is "cached", not run is "missing".
+    output->set("status", o.status == "ok" || o.status == "verified" ? std::string("cached")
+                          : o.status == "MISSING"                    ? std::string("missing")
+                                                                     : o.status);
+    outputs_list->add(output);
+  }
+  root->set("outputs", outputs_list);
   root->set("exit_code", exit_code ? Poco::Dynamic::Var(*exit_code) : Poco::Dynamic::Var());
   root->set("error", text_or_null(error));
   root->set("seconds", seconds);

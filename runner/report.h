@@ -18,6 +18,14 @@ struct ReportStep {
   double seconds = 0;
 };
 
+struct ReportInput {
+  std::string name, path, sha1;
+};
+
+struct ReportOutput {
+  std::string name, path, status;  // "cached" | "computed" | "missing"
+};
+
 struct Report {
   std::string name, dir, commit, tree, id;
   bool dirty = false;
@@ -25,6 +33,8 @@ struct Report {
   std::string container_id;
   bool container_created = false;
   std::vector<ReportStep> steps;
+  std::vector<ReportInput> inputs;
+  std::vector<ReportOutput> outputs;
   std::optional<int> exit_code;
   std::string error;  // ce-run's own error message, if any
   double seconds = 0;

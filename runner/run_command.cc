@@ -20,11 +20,16 @@
 #include <iostream>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <optional>
 
 #include "docker/client.h"
 #include "runner/container_mapping.h"
 #include "runner/docker_conf.h"
 #include "runner/exec_watch.h"
+#include "runner/gfs.h"
 #include "runner/git_identity.h"
 #include "runner/progress.h"
 #include "runner/report.h"
@@ -323,30 +328,49 @@ int run_lint(const Command& command) {
 
 namespace {
 
+// Before anything else: an engine socket we may not use is the user's first
+// problem. (Only a local check: a call that is done needs no engine at all.)
+void check_socket_access() {
+  auto address = docker::EngineAddress::from_environment();
+  if (address.kind != docker::EngineAddress::Kind::unix_socket) return;
+  if (::access(address.path.c_str(), F_OK) == 0 && ::access(address.path.c_str(), R_OK | W_OK) != 0)
+    throw std::runtime_error("permission denied on the Docker engine socket " + address.uri() +
+                             ": ce-run must run as root or as a member of the docker group");
+}
+
+void print_outputs(const Call& call, const CallContract& contract, const char* status, Report& report) {
+  for (std::size_t k = 0; k < contract.outputs.size(); ++k) {
+    std::printf("%s %s\n", call.output_path(k).c_str(), status);
+    report.outputs.push_back({contract.outputs[k], call.output_path(k), status});
+  }
+  std::fflush(stdout);
+}
+
 int run_inner(const Command& command, Report& report) {
-  // Without the engine nothing else is worth doing: say so first.
-  docker::Client client;
-  auto engine = client.check_engine();
-  spdlog::debug("engine {} (API {}) at {}", engine.version, engine.api_version, client.address().uri());
+  check_socket_access();
   auto c = load(command);
   report.name = c.name;
   report.dir = c.dir.string();
   report.base_image = c.conf.image;
-  for (const auto& w : all_warnings(c.script, c.conf)) spdlog::warn("{}", format(c.script, w));
+
+  // A CompEval computation (it has an `outputs` file) run without -- COMMAND
+  // is a call whose results live in the GFS.
+  std::optional<CallContract> contract;
+  if (command.command.empty()) contract = read_contract(c.dir.string());
 
   std::vector<std::string> argv = command.command;
   if (argv.empty()) {
-    fs::path exec = c.dir / "exec";
+    fs::path exec = contract ? fs::path(contract->exec) : c.dir / "exec";
     if (!fs::exists(exec)) {
       spdlog::error("error: {}: no exec file; add one, or give a command after --", shown(command, "exec"));
       return exit_code::not_found;
     }
     if (::access(exec.c_str(), X_OK) != 0) {
-      spdlog::error("error: {}: not executable; chmod +x it", shown(command, "exec"));
+      spdlog::error("error: {}: not executable; chmod +x it", shown(command, exec.filename().string()));
       return exit_code::not_executable;
     }
     argv.push_back(exec.string());
-    argv.insert(argv.end(), command.inputs.begin(), command.inputs.end());
+    if (!contract) argv.insert(argv.end(), command.inputs.begin(), command.inputs.end());
   }
 
   auto identity = identify(c.dir.string());
@@ -364,6 +388,32 @@ int run_inner(const Command& command, Report& report) {
   report.id = computation_id(identity);
   report.dirty = !identity.dirty_files.empty();
   std::string gfs = resolve_gfs(command);
+
+  std::optional<Call> call;
+  if (contract) {
+    call.emplace(gfs, c.name, report.id, *contract, command.inputs);
+    for (const auto& f : call->inputs()) report.inputs.push_back({f.name, f.path, f.sha1});
+    if (command.verify) {
+      auto problems = call->verify();
+      for (const auto& p : problems) std::printf("%s\n", p.c_str());
+      if (problems.empty()) print_outputs(*call, *contract, "verified", report);
+      return problems.empty() ? 0 : 1;
+    }
+    if (call->done()) {
+      // The no-change path: no engine, no container.
+      print_outputs(*call, *contract, "ok", report);
+      return 0;
+    }
+    if (command.dry_run) {
+      print_outputs(*call, *contract, "MISSING", report);
+      return 0;
+    }
+  }
+  for (const auto& w : all_warnings(c.script, c.conf)) spdlog::warn("{}", format(c.script, w));
+
+  docker::Client client;
+  auto engine = client.check_engine();
+  spdlog::debug("engine {} (API {}) at {}", engine.version, engine.api_version, client.address().uri());
 
   ensure_image(client, c.conf.image);
   auto base = client.inspect_image(c.conf.image);
@@ -461,12 +511,38 @@ int run_inner(const Command& command, Report& report) {
   }
   if (watch.signal()) return exit_for_signal(watch.signal());
 
-  // The command: concurrent with other runs of the same commit.
+  // The command: concurrent with other runs of the same commit; identical
+  // calls (same computation ID and inputs) one at a time, so they compute once.
+  std::unique_ptr<stages::FileLock> call_lock;
+  std::string staging;
+  std::string user = command_user(c.conf);
+  auto start_time = utc_now();
+  auto started = std::chrono::steady_clock::now();
+  if (call) {
+    fs::create_directories(fs::path(call->lock_path()).parent_path());
+    call_lock = std::make_unique<stages::FileLock>(call->lock_path());
+    if (call->done()) {  // another ce-run computed it while we waited
+      print_outputs(*call, *contract, "ok", report);
+      return 0;
+    }
+    call->store_inputs();
+    staging = call->make_staging();
+    // The command's user must be able to write its outputs.
+    unsigned uid = 0, gid = 0;
+    if (std::sscanf(user.c_str(), "%u:%u", &uid, &gid) == 2 && ::chown(staging.c_str(), uid, gid) != 0)
+      spdlog::warn("warning: cannot give {} to {}: {}", staging, user, std::strerror(errno));
+    for (const auto& f : call->inputs()) argv.push_back(f.stored);
+    for (std::size_t k = 0; k < contract->outputs.size(); ++k) {
+      char number[8];
+      std::snprintf(number, sizeof number, "%02zu", k);
+      argv.push_back((fs::path(staging) / number).string());
+    }
+  }
   docker::ExecSpec exec;
   exec.cmd = argv;
   exec.env = env;
   exec.working_dir = c.conf.workdir.empty() ? c.dir.string() : c.conf.workdir;
-  exec.user = command_user(c.conf);
+  exec.user = user;
   int code = client.run_exec(
       container, exec,
       [](docker::StreamKind kind, std::string_view bytes) {
@@ -479,12 +555,51 @@ int run_inner(const Command& command, Report& report) {
         watch.watch(id);
       });
   watch.done();
+  auto kept = [&](const std::string& why) {
+    if (call) {
+      spdlog::error("error: {}; nothing was filed in the GFS; the outputs so far are kept in {} for inspection "
+                    "(ce-run gc removes them)",
+                    why, staging);
+      print_outputs(*call, *contract, "MISSING", report);
+    }
+  };
   if (watch.timed_out()) {
     spdlog::error("error: the command ran longer than docker.conf's timeout ({} s) and was stopped",
                   c.conf.timeout_seconds);
+    kept("the command timed out");
     return exit_code::timed_out;
   }
-  if (watch.signal()) return exit_for_signal(watch.signal());
+  if (watch.signal()) {
+    kept("ce-run was interrupted");
+    return exit_for_signal(watch.signal());
+  }
+  if (call) {
+    if (code != 0) {
+      kept(argv.front() + " exited with " + std::to_string(code));
+      return code;
+    }
+    CallRecord record;
+    record.exit_code = code;
+    record.start = start_time;
+    record.end = utc_now();
+    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    record.computation_id = report.id;
+    record.commit = identity.commit;
+    record.tree = identity.content_tree;
+    record.dirty = report.dirty;
+    record.base_image_id = base.id;
+    record.final_key = final_key;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    record.host = host;
+    try {
+      call->promote(staging, record);
+    } catch (const std::exception& e) {
+      kept(e.what());
+      return exit_code::runner_error;
+    }
+    print_outputs(*call, *contract, "computed", report);
+  }
   return code;
 }
 
