@@ -20,7 +20,7 @@ const char* const usage_text =
     "usage: ce-run [OPTIONS] COMPDIR [INPUT...] [-- COMMAND [ARG...]]\n"
     "       ce-run lint|status|why COMPDIR\n"
     "       ce-run shell COMPDIR [-- COMMAND [ARG...]]\n"
-    "       ce-run gc [-n] [--keep N] COMPDIR\n"
+    "       ce-run gc [-n] [--keep N] [--results] COMPDIR\n"
     "\n"
     "Runs the computation in COMPDIR in a container of the base image named by\n"
     "COMPDIR/docker.conf, after applying the setup stages of COMPDIR/docker-setup.sh\n"
@@ -52,7 +52,8 @@ const char* const usage_text =
     "  why     what changed since the last run: commit, tree, base image, stages\n"
     "  shell   a shell (or COMMAND) as root in the commit's container\n"
     "  gc      remove containers and stage images not needed by the --keep N\n"
-    "          (default 3) most recent commits; -n lists them only\n"
+    "          (default 3) most recent commits, staging directories of dead\n"
+    "          calls, with --results GFS results no branch reaches; -n lists only\n"
     "\n"
     "exit status: the computation's own; 125 when ce-run or a setup step fails,\n"
     "126 when the command cannot be executed, 127 when it is not found, 124\n"
@@ -90,6 +91,8 @@ Command parse_command_line(const std::vector<std::string>& args) {
       command.verbosity = Verbosity::verbose;
     } else if (a == "-n" || a == "--dry-run") {
       command.dry_run = true;
+    } else if (a == "--results") {
+      command.gc_results = true;
     } else if (a == "--verify") {
       command.verify = true;
     } else if (a == "--incremental") {

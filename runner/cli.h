@@ -28,6 +28,7 @@ struct Command {
   bool keep_build_container = false;
   bool incremental = false;  // --incremental
   bool verify = false;       // --verify
+  bool gc_results = false;   // gc --results
   std::string gfs;     // --gfs DIR
   std::string report;  // --report FILE
   std::size_t gc_keep = 3;  // gc --keep N

@@ -140,6 +140,37 @@ GitIdentity identify(const std::string& compdir_path) {
   return id;
 }
 
+std::vector<std::string> branch_trees(const std::string& compdir) {
+  auto id = identify(compdir);
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, compdir.c_str(), 0, nullptr) != 0) return {id.tree};
+  Repository repo(raw);
+  std::vector<std::string> trees{id.tree};
+  git_branch_iterator* it = nullptr;
+  if (git_branch_iterator_new(&it, repo.get(), GIT_BRANCH_LOCAL) != 0) return trees;
+  git_reference* ref = nullptr;
+  git_branch_t type;
+  while (git_branch_next(&ref, &type, it) == 0) {
+    Reference branch(ref);
+    git_object* peeled = nullptr;
+    if (git_reference_peel(&peeled, branch.get(), GIT_OBJECT_TREE) != 0) continue;
+    Tree tree(reinterpret_cast<git_tree*>(peeled));
+    std::string found;
+    if (id.subpath.empty()) {
+      found = hex(git_tree_id(tree.get()));
+    } else {
+      git_tree_entry* entry = nullptr;
+      if (git_tree_entry_bypath(&entry, tree.get(), id.subpath.c_str()) == 0) {
+        TreeEntry e(entry);
+        found = hex(git_tree_entry_id(e.get()));
+      }
+    }
+    if (!found.empty() && std::find(trees.begin(), trees.end(), found) == trees.end()) trees.push_back(found);
+  }
+  git_branch_iterator_free(it);
+  return trees;
+}
+
 bool is_ancestor(const std::string& dir, const std::string& ancestor, const std::string& descendant) {
   ensure_library();
   git_repository* raw = nullptr;

@@ -42,6 +42,10 @@ std::string computation_id(const GitIdentity& identity);
 // Whether `descendant` has `ancestor` in its history (both 40-hex commit
 // IDs of the repository holding `dir`). False when either is unknown, e.g.
 // missing from a shallow clone.
+// COMPDIR's tree at HEAD and at the tip of every local branch (duplicates
+// removed), for telling which results the repository can still reach.
+std::vector<std::string> branch_trees(const std::string& compdir);
+
 bool is_ancestor(const std::string& dir, const std::string& ancestor, const std::string& descendant);
 
 }  // namespace ce::runner

@@ -13,6 +13,10 @@
 #include "runner/container_mapping.h"
 #include "runner/docker_conf.h"
 #include "runner/git_identity.h"
+#include "runner/run_command.h"
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include "stages/setup_script.h"
 #include "stages/stage_engine.h"
 #include "stages/stage_key.h"
@@ -130,8 +134,62 @@ int run_status(const Command& command) {
   return 0;
 }
 
+namespace {
+
+// Staging directories of calls that no process runs: a call's lock free
+// means none does (flock works across hosts on NFS too).
+void gc_staging(const std::string& gfs, const Target& t, bool dry_run) {
+  fs::path root = fs::path(gfs) / ("c_" + t.name);
+  if (!fs::is_directory(root)) return;
+  for (fs::directory_iterator cid(root), end; cid != end; ++cid) {
+    fs::path staging = cid->path() / ".staging";
+    if (!fs::is_directory(staging)) continue;
+    for (fs::directory_iterator it(staging); it != end; ++it) {
+      std::string name = it->path().filename().string();
+      std::string ins = name.substr(0, name.find('.'));
+      fs::path lock = cid->path() / ".locks" / ins;
+      int fd = ::open(lock.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ::close(fd);
+        continue;  // the call runs right now
+      }
+      if (fd >= 0) ::close(fd);
+      if (!dry_run) fs::remove_all(it->path());
+      std::printf("%s staging directory %s\n", dry_run ? "would remove" : "removed", it->path().c_str());
+    }
+  }
+}
+
+// Results of computation IDs no branch of the repository has.
+void gc_results(const std::string& gfs, const Target& t, bool dry_run) {
+  std::set<std::string> reachable;
+  for (const auto& tree : branch_trees(t.dir.string())) {
+    GitIdentity id;
+    id.content_tree = tree;
+    reachable.insert(computation_id(id).substr(0, 12));
+  }
+  fs::path root = fs::path(gfs) / ("c_" + t.name);
+  if (!fs::is_directory(root)) return;
+  std::size_t removed = 0;
+  for (fs::directory_iterator cid(root), end; cid != end; ++cid) {
+    std::string name = cid->path().filename().string();
+    if (reachable.count(name)) continue;
+    if (!dry_run) fs::remove_all(cid->path());
+    std::printf("%s results of computation %s (no branch has it)\n", dry_run ? "would remove" : "removed",
+                name.c_str());
+    ++removed;
+  }
+  std::printf("%s the results of %zu computation IDs; %zu reachable from the branches\n",
+              dry_run ? "would remove" : "removed", removed, reachable.size());
+}
+
+}  // namespace
+
 int run_gc(const Command& command) {
   auto t = load_target(command);
+  std::string gfs = resolve_gfs(command);
+  gc_staging(gfs, t, command.dry_run);
+  if (command.gc_results) gc_results(gfs, t, command.dry_run);
   docker::Client client;
   client.check_engine();
   stages::reap_build_containers(client);

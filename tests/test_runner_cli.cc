@@ -708,3 +708,43 @@ TEST_CASE("the number of inputs and unreadable inputs are checked, naming them",
   auto directory = run_ce({"--gfs", g.gfs.str(), g.c.path(), g.data.str(), g.b});
   CHECK(directory.err == "ce-run: error: input 1 (first): " + g.data.str() + " is not a readable regular file\n");
 }
+
+TEST_CASE("gc removes staging directories of dead calls and, on request, results no branch reaches", "[docker][gfs]") {
+  GfsCall g("#!/bin/sh\necho run >> \"$GFSDIR/runs\"\n[ -e \"$GFSDIR/ok\" ] || exit 3\n"
+            "cat \"$1\" > \"$3\"; cat \"$2\" > \"$4\"\n");
+  CHECK(g.run().exit_code == 3);  // leaves its staging directory
+  auto dry = run_ce({"gc", "-n", "--gfs", g.gfs.str(), g.c.path()});
+  CHECK_THAT(dry.out, Catch::Contains("would remove staging directory " + g.gfs.str() + "/c_" + g.c.name + "/"));
+  auto gc = run_ce({"gc", "--gfs", g.gfs.str(), g.c.path()});
+  CHECK_THAT(gc.out, Catch::Contains("removed staging directory "));
+  CHECK_FALSE(Catch::Contains("staging").match(run_ce({"gc", "-n", "--gfs", g.gfs.str(), g.c.path()}).out));
+
+  std::ofstream((g.gfs.path() / "ok").string()) << "\n";
+  auto old_outputs = g.paths(g.run().out);
+  g.c.commit("notes", "new commit, new computation ID\n");
+  auto new_outputs = g.paths(g.run().out);
+  REQUIRE(old_outputs[0] != new_outputs[0]);
+  auto results = run_ce({"gc", "-n", "--results", "--gfs", g.gfs.str(), g.c.path()});
+  CHECK_THAT(results.out, Catch::Contains("would remove the results of 1 computation IDs"));
+  CHECK(boost::filesystem::exists(old_outputs[0]));
+  run_ce({"gc", "--results", "--gfs", g.gfs.str(), g.c.path()});
+  CHECK_FALSE(boost::filesystem::exists(old_outputs[0]));
+  CHECK(boost::filesystem::exists(new_outputs[0]));
+}
+
+TEST_CASE("the report lists the call's inputs and outputs", "[docker][gfs]") {
+  GfsCall g;
+  auto report = g.gfs.path() / "report.json";
+  REQUIRE(g.run({"--report", report.string()}).exit_code == 0);
+  auto r = read_report(report);
+  auto inputs = r->getArray("inputs");
+  REQUIRE(inputs->size() == 2);
+  CHECK(inputs->getObject(0)->getValue<std::string>("name") == "first");
+  CHECK(inputs->getObject(0)->getValue<std::string>("sha1") == ce::runner::sha1_file(g.a));
+  auto outputs = r->getArray("outputs");
+  REQUIRE(outputs->size() == 2);
+  CHECK(outputs->getObject(1)->getValue<std::string>("name") == "size");
+  CHECK(outputs->getObject(1)->getValue<std::string>("status") == "computed");
+  REQUIRE(g.run({"--report", report.string()}).exit_code == 0);
+  CHECK(read_report(report)->getArray("outputs")->getObject(0)->getValue<std::string>("status") == "cached");
+}
