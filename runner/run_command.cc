@@ -396,8 +396,17 @@ int run_inner(const Command& command, Report& report) {
     if (command.verify) {
       auto problems = call->verify();
       for (const auto& p : problems) std::printf("%s\n", p.c_str());
-      if (problems.empty()) print_outputs(*call, *contract, "verified", report);
-      return problems.empty() ? 0 : 1;
+      if (problems.empty()) {
+        print_outputs(*call, *contract, "verified", report);
+        return 0;
+      }
+      // A corrupt result must not count as done: withdraw its record.
+      if (fs::exists(call->record_path())) {
+        std::string aside = call->record_path() + ".corrupt." + std::to_string(::time(nullptr));
+        fs::rename(call->record_path(), aside);
+        spdlog::warn("warning: the call's record is withdrawn to {}; the next call computes it again", aside);
+      }
+      return 1;
     }
     if (call->done()) {
       // The no-change path: no engine, no container.

@@ -675,7 +675,7 @@ TEST_CASE("ten identical calls at once run exec exactly once", "[docker][gfs]") 
   CHECK(g.runs() == 1);
 }
 
-TEST_CASE("--verify catches a flipped byte, and a damaged record never counts as done", "[docker][gfs]") {
+TEST_CASE("verify catches a flipped byte, and a damaged record never counts as done", "[docker][gfs]") {
   GfsCall g;
   auto outputs = g.paths(g.run().out);
   CHECK(g.run({"--verify"}).exit_code == 0);
@@ -688,6 +688,11 @@ TEST_CASE("--verify catches a flipped byte, and a damaged record never counts as
   CHECK(v.exit_code == 1);
   CHECK_THAT(v.out, Catch::StartsWith(outputs[0] + ": SHA-256 "));
   CHECK_THAT(v.out, Catch::Contains(", recorded "));
+  CHECK_THAT(v.err, Catch::Contains("the next call computes it again"));
+  auto recomputed = g.run();
+  CHECK(recomputed.out == outputs[0] + " computed\n" + outputs[1] + " computed\n");
+  CHECK(slurp(outputs[0]) == "alpha\nbeta\n");
+  CHECK(g.runs() == 2);
 
   auto record = boost::filesystem::path(outputs[0]).parent_path().parent_path() / "done" /
                 boost::filesystem::path(outputs[0]).filename();
@@ -695,7 +700,7 @@ TEST_CASE("--verify catches a flipped byte, and a damaged record never counts as
   auto again = g.run();
   CHECK(again.exit_code == 0);
   CHECK(again.out == outputs[0] + " computed\n" + outputs[1] + " computed\n");
-  CHECK(g.runs() == 2);
+  CHECK(g.runs() == 3);
 }
 
 TEST_CASE("the number of inputs and unreadable inputs are checked, naming them", "[docker][gfs]") {
