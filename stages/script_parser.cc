@@ -378,6 +378,19 @@ class Parser {
     }
   }
 
+  // If a backslash, a quote, a backquote or a $ starts here, passes what it
+  // starts (outside double quotes) and returns true.
+  bool scan_quoted_piece() {
+    switch (src_[pos_]) {
+      case '\\': skip2(); return true;
+      case '\'': scan_single_quote(); return true;
+      case '"': scan_double_quote(); return true;
+      case '`': scan_backquote(); return true;
+      case '$': scan_dollar(false); return true;
+      default: return false;
+    }
+  }
+
   // After "((" (or "$(("): the inner text up to the ')' that closes the
   // second '(', which must be followed by ')'. Restores nothing on failure.
   bool try_scan_arithmetic() {
@@ -395,17 +408,7 @@ class Parser {
             ++pos_;
             return true;
           }
-        } else if (c == '\\') {
-          skip2();
-        } else if (c == '\'') {
-          scan_single_quote();
-        } else if (c == '"') {
-          scan_double_quote();
-        } else if (c == '`') {
-          scan_backquote();
-        } else if (c == '$') {
-          scan_dollar(false);
-        } else {
+        } else if (!scan_quoted_piece()) {
           ++pos_;
         }
       }
@@ -430,17 +433,7 @@ class Parser {
       } else if (c == close_char) {
         ++pos_;
         if (--level == 0) break;
-      } else if (c == '\\') {
-        skip2();
-      } else if (c == '\'') {
-        scan_single_quote();
-      } else if (c == '"') {
-        scan_double_quote();
-      } else if (c == '`') {
-        scan_backquote();
-      } else if (c == '$') {
-        scan_dollar(false);
-      } else {
+      } else if (!scan_quoted_piece()) {
         ++pos_;
       }
     }
@@ -1098,17 +1091,7 @@ class Parser {
         if (level == 0) break;
         --level;
         ++pos_;
-      } else if (c == '\\') {
-        skip2();
-      } else if (c == '\'') {
-        scan_single_quote();
-      } else if (c == '"') {
-        scan_double_quote();
-      } else if (c == '$') {
-        scan_dollar(false);
-      } else if (c == '`') {
-        scan_backquote();
-      } else {
+      } else if (!scan_quoted_piece()) {
         ++pos_;
       }
     }
