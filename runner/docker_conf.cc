@@ -177,6 +177,93 @@ std::optional<std::int64_t> number_with_unit(std::string_view text, const std::v
   return std::nullopt;
 }
 
+// toml++ 3.3 (Debian's) reaches undefined behaviour on some non-ASCII
+// characters outside strings (found by tests/fuzz/fuzz_docker_conf.cc). TOML
+// allows them only in strings and comments, so we refuse them, and invalid
+// UTF-8 anywhere, before toml++ sees the text.
+void check_characters(std::string_view text, const std::string& origin) {
+  int line = 1, column = 1;
+  auto fail = [&](const std::string& what) {
+    throw ConfigError(origin + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + what);
+  };
+  enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
+  int brackets = 0;          // [ ] depth inside values (arrays)
+  char prev = '\n';         // the last character outside strings and comments
+  bool line_start = true;    // only blanks so far on this line, outside strings
+  auto bare = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-'; };
+  for (std::size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    std::size_t length = 1;
+    if (in == In::code && line_start && brackets == 0 && c == '[') {
+      // A table header: toml++ 3.3 asserts on a header without a name.
+      std::size_t j = i + 1;
+      if (j < text.size() && text[j] == '[') ++j;
+      while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
+      if (j >= text.size() || !(bare(text[j]) || text[j] == '"' || text[j] == '\''))
+        fail("a table header needs a name, as in [env]");
+      line_start = false;
+      column += static_cast<int>(j - i);
+      i = j;
+      continue;
+    }
+    bool line_start_quote = line_start;
+    if (in == In::code && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      if (line_start && brackets == 0 && c != '#' && c != ']' && !(bare(static_cast<char>(c)) || c == '"' || c == '\'') &&
+          c < 0x80)
+        fail(std::string("a line must start with a key, a [table] or a comment, not '") + static_cast<char>(c) + "'");
+      line_start = false;
+      if (c == '[') ++brackets;
+      if (c == ']' && brackets > 0) --brackets;
+    }
+    char before = prev;
+    if (in == In::code && c != ' ' && c != '\t' && c != '\r') prev = static_cast<char>(c);
+    if (c >= 0x80) {
+      // One UTF-8 sequence: its length from the lead byte, then continuation bytes.
+      length = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+      if (length == 0 || i + length > text.size()) fail("invalid UTF-8; docker.conf must be UTF-8 text");
+      for (std::size_t k = 1; k < length; ++k)
+        if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) fail("invalid UTF-8; docker.conf must be UTF-8 text");
+      if (in == In::code)
+        fail("a non-ASCII character outside a string or comment; write names and values in ASCII or quote them");
+    } else if (c == '\n') {
+      if (in == In::comment || in == In::basic || in == In::literal) in = In::code;
+      if (in == In::code) line_start = true;
+      ++line;
+      column = 1;
+      ++i;
+      continue;
+    } else if (in == In::code) {
+      if (c == '#') {
+        in = In::comment;
+      } else if (text.compare(i, 3, "\"\"\"") == 0) {
+        in = In::multi_basic;
+        length = 3;
+      } else if (text.compare(i, 3, "'''") == 0) {
+        in = In::multi_literal;
+        length = 3;
+      } else if ((c == '"' || c == '\'') && (line_start_quote || before == '=' || before == '[' ||
+                                              before == ',' || before == '{' || before == '.')) {
+        // A string only where TOML has one: a value, an array item or a key.
+        in = c == '"' ? In::basic : In::literal;
+      }
+    } else if ((in == In::basic || in == In::multi_basic) && c == '\\') {
+      length = i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0x80 && text[i + 1] != '\n' ? 2 : 1;
+    } else if (in == In::basic && c == '"') {
+      in = In::code;
+    } else if (in == In::literal && c == '\'') {
+      in = In::code;
+    } else if (in == In::multi_basic && text.compare(i, 3, "\"\"\"") == 0) {
+      in = In::code;
+      length = 3;
+    } else if (in == In::multi_literal && text.compare(i, 3, "'''") == 0) {
+      in = In::code;
+      length = 3;
+    }
+    i += length;
+    column += static_cast<int>(length);
+  }
+}
+
 }  // namespace
 
 std::optional<std::int64_t> parse_size(std::string_view text) {
@@ -190,6 +277,7 @@ std::optional<std::int64_t> parse_duration(std::string_view text) {
 }
 
 DockerConf parse_docker_conf(std::string_view text, const std::string& origin) {
+  check_characters(text, origin);
   toml::table table;
   try {
     table = toml::parse(text, origin);
