@@ -3,6 +3,7 @@
 #include <boost/filesystem.hpp>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -69,6 +70,24 @@ void setup_logging(Verbosity verbosity) {
   spdlog::set_default_logger(logger);
 }
 
+// The value of `--name VALUE` or `--name=VALUE` at args[i] (advancing i past
+// a separate value); nullopt if args[i] is another argument. An empty or
+// missing value is a usage error saying what `--name` needs.
+std::optional<std::string> option_value(const std::vector<std::string>& args, std::size_t& i,
+                                        const std::string& name, const std::string& needs) {
+  const std::string& a = args[i];
+  std::string value;
+  if (a == name) {
+    if (i + 1 < args.size()) value = args[++i];
+  } else if (a.rfind(name + "=", 0) == 0) {
+    value = a.substr(name.size() + 1);
+  } else {
+    return std::nullopt;
+  }
+  if (value.empty()) throw UsageError(name + " needs " + needs);
+  return value;
+}
+
 }  // namespace
 
 Command parse_command_line(const std::vector<std::string>& args) {
@@ -101,29 +120,15 @@ Command parse_command_line(const std::vector<std::string>& args) {
       command.allow_dirty = true;
     } else if (a == "--keep-build-container") {
       command.keep_build_container = true;
-    } else if (a == "--report" || a.rfind("--report=", 0) == 0) {
-      if (a == "--report") {
-        if (i + 1 >= args.size()) throw UsageError("--report needs a file: --report FILE");
-        command.report = args[++i];
-      } else {
-        command.report = a.substr(9);
-      }
-      if (command.report.empty()) throw UsageError("--report needs a file: --report FILE");
-    } else if (a == "--keep" || a.rfind("--keep=", 0) == 0) {
-      std::string value = a == "--keep" ? (i + 1 < args.size() ? args[++i] : "") : a.substr(7);
+    } else if (auto report = option_value(args, i, "--report", "a file: --report FILE")) {
+      command.report = *report;
+    } else if (auto keep = option_value(args, i, "--keep", "a number of commits: --keep N")) {
       char* end = nullptr;
-      unsigned long n = std::strtoul(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || n > 1000)
-        throw UsageError("--keep needs a number of commits: --keep N");
+      unsigned long n = std::strtoul(keep->c_str(), &end, 10);
+      if (*end != '\0' || n > 1000) throw UsageError("--keep needs a number of commits: --keep N");
       command.gc_keep = n;
-    } else if (a == "--gfs" || a.rfind("--gfs=", 0) == 0) {
-      if (a == "--gfs") {
-        if (i + 1 >= args.size()) throw UsageError("--gfs needs a directory: --gfs DIR");
-        command.gfs = args[++i];
-      } else {
-        command.gfs = a.substr(6);
-      }
-      if (command.gfs.empty()) throw UsageError("--gfs needs a directory: --gfs DIR");
+    } else if (auto gfs = option_value(args, i, "--gfs", "a directory: --gfs DIR")) {
+      command.gfs = *gfs;
     } else if (a.size() > 1 && a[0] == '-') {
       throw UsageError("unknown option '" + a + "'; see ce-run --help");
     } else {

@@ -577,6 +577,17 @@ class Parser {
     assignment_allowed_ = declaration_ || is_assignment(t.text);
   }
 
+  // Records the text from `begin` to the lexer's position as one word: what
+  // (( )), for (( )) and =~ scan without tokens.
+  void record_scanned(std::size_t begin) {
+    Token t;
+    t.type = TokenType::word;
+    t.begin = begin;
+    t.end = pos_;
+    t.text = std::string(src_.substr(begin, pos_ - begin));
+    record(t, t.text);
+  }
+
   void record(const Token& t, const std::string& normalized) {
     if (!in_unit_ || word_nesting_ > 0) return;
     unit_end_ = std::max(unit_end_, t.end);
@@ -876,12 +887,7 @@ class Parser {
         std::size_t save = pos_;
         pos_ = t.end + 1;
         if (try_scan_arithmetic()) {
-          Token arith;
-          arith.type = TokenType::word;
-          arith.begin = t.begin;
-          arith.end = pos_;
-          arith.text = std::string(src_.substr(t.begin, pos_ - t.begin));
-          record(arith, arith.text);
+          record_scanned(t.begin);
           return;
         }
         pos_ = save;
@@ -959,12 +965,7 @@ class Parser {
       ahead_.reset();
       pos_ = t.end + 1;
       if (!try_scan_arithmetic()) fail(t.begin, "syntax error: bad arithmetic `for ((...))' header");
-      Token arith;
-      arith.type = TokenType::word;
-      arith.begin = t.begin;
-      arith.end = pos_;
-      arith.text = std::string(src_.substr(t.begin, pos_ - t.begin));
-      record(arith, arith.text);
+      record_scanned(t.begin);
       if (is_op(peek(), ";")) consume();
       skip_linebreaks();
     } else {
@@ -1096,12 +1097,7 @@ class Parser {
       }
     }
     if (pos_ > src_.size()) pos_ = src_.size();
-    Token regex;
-    regex.type = TokenType::word;
-    regex.begin = begin;
-    regex.end = pos_;
-    regex.text = std::string(src_.substr(begin, pos_ - begin));
-    record(regex, regex.text);
+    record_scanned(begin);
   }
 
   std::string_view src_;
