@@ -47,12 +47,7 @@ struct Computation {
   ~Computation() {
     try {
       for (const auto& c : client.list_containers({{"ce-run.computation", name}})) client.remove_container(c.id, Force::yes);
-      for (const auto& i : client.list_images({{"ce-run.computation", name}})) {
-        try {
-          client.remove_image(i.id, Force::yes);
-        } catch (const std::exception&) {
-        }
-      }
+      remove_images(client, {{"ce-run.computation", name}});
     } catch (const std::exception&) {
     }
   }
@@ -366,7 +361,7 @@ TEST_CASE("the wordfreq example installs a compiler in a stage, builds in an eve
   text << in.rdbuf();
   CHECK(text.str() == "5 the\n4 and\n4 container\n3 a\n3 computation\n3 in\n3 run\n2 is\n2 it\n2 its\n");
   for (const auto& c : client.list_containers({{"ce-run.computation", name}})) client.remove_container(c.id, Force::yes);
-  for (const auto& i : client.list_images({{"ce-run.computation", name}})) client.remove_image(i.id, Force::yes);
+  remove_images(client, {{"ce-run.computation", name}});
 }
 
 TEST_CASE("status lists the commit's container and the stage images; why says what changed", "[docker][cli]") {

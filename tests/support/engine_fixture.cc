@@ -31,6 +31,26 @@ TempDir::~TempDir() {
   boost::filesystem::remove_all(path_, ec);
 }
 
+std::size_t remove_images(docker::Client& client, const docker::Labels& labels) {
+  // Each pass removes the images nothing depends on; a chain of N stages
+  // takes N passes.
+  for (int pass = 0; pass < 50; ++pass) {
+    auto images = client.list_images(labels);
+    if (images.empty()) return 0;
+    bool progress = false;
+    for (const auto& image : images) {
+      try {
+        client.remove_image(image.id, docker::Force::yes);
+        progress = true;
+      } catch (const docker::EngineError& e) {
+        if (e.kind() == docker::ErrorKind::no_such_image) progress = true;
+      }
+    }
+    if (!progress) return images.size();
+  }
+  return client.list_images(labels).size();
+}
+
 EngineFixture::EngineFixture() {
   labels_ = {{"ce-run.test", unique_token()}};
   // A [docker] test without an engine fails here, with the client's message.
@@ -42,13 +62,7 @@ EngineFixture::~EngineFixture() {
   try {
     for (const auto& c : client.list_containers(labels_, docker::Which::all))
       client.remove_container(c.id, docker::Force::yes);
-    for (const auto& image : client.list_images(labels_)) {
-      try {
-        client.remove_image(image.id, docker::Force::yes);
-      } catch (const docker::EngineError& e) {
-        if (e.kind() != docker::ErrorKind::no_such_image) throw;  // a child went first
-      }
-    }
+    if (remove_images(client, labels_) != 0) throw std::runtime_error("images are left");
   } catch (const std::exception& e) {
     std::cerr << "cleanup of test resources labelled ce-run.test=" << labels_.begin()->second
               << " failed: " << e.what() << "\n";

@@ -24,6 +24,11 @@ class TempDir {
   boost::filesystem::path path_;
 };
 
+// Removes every image carrying all `labels`, children before parents (an
+// image with a child cannot be removed, forced or not). Returns how many are
+// left.
+std::size_t remove_images(docker::Client& client, const docker::Labels& labels);
+
 class EngineFixture {
  public:
   EngineFixture();
