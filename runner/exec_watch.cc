@@ -65,6 +65,37 @@ void kill_process_tree(long pid, int sig) {
   for (long p : descendants(pid)) ::kill(static_cast<pid_t>(p), sig);
 }
 
+namespace {
+std::string host_name() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+}  // namespace
+
+std::string exec_note(const std::string& exec_id) { return "exec " + host_name() + " " + exec_id + "\n"; }
+
+bool stop_leftover_exec(docker::Client& client, const std::string& note) {
+  std::istringstream in(note);
+  std::string word, host, exec_id;
+  if (!(in >> word >> host >> exec_id) || word != "exec" || host != host_name()) return false;
+  docker::ExecState state;
+  try {
+    state = client.exec_state(exec_id);
+  } catch (const docker::EngineError& e) {
+    // Gone with its container, or the engine was restarted since.
+    if (e.kind() == docker::ErrorKind::no_such_exec || e.kind() == docker::ErrorKind::not_found ||
+        e.kind() == docker::ErrorKind::no_such_container)
+      return false;
+    throw;
+  }
+  if (!state.running) return false;
+  kill_process_tree(static_cast<long>(state.pid), SIGKILL);
+  for (int i = 0; i < 100 && client.exec_state(exec_id).running; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return true;
+}
+
 ExecWatch::ExecWatch(const docker::EngineAddress& engine, long timeout_seconds)
     : client_(engine), timeout_seconds_(timeout_seconds) {
   if (::pipe2(pipe_, O_CLOEXEC) != 0) throw std::runtime_error("cannot create a pipe for signals");

@@ -52,4 +52,13 @@ class ExecWatch {
 // Signals a host process and all its descendants (found through /proc).
 void kill_process_tree(long pid, int sig);
 
+// A lock holder's note naming the exec it runs ("exec HOST EXEC-ID"), for
+// stages::FileLock::set_note.
+std::string exec_note(const std::string& exec_id);
+
+// Stops the exec a previous lock holder noted, if it still runs: its holder
+// was killed (kill -9) and left it running. Only execs of this host's
+// engine are touched. Returns whether one was stopped.
+bool stop_leftover_exec(docker::Client& client, const std::string& note);
+
 }  // namespace ce::runner

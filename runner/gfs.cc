@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace ce::runner {
@@ -53,6 +54,40 @@ std::vector<std::string> read_lines(const fs::path& file) {
   return lines;
 }
 
+// Copies a file's bytes with read and write: Boost 1.74's copy_file fails
+// with EXDEV between file systems (copy_file_range without a fallback), and
+// the GFS is often on another one. Returns 0 or the errno.
+int copy_contents(const std::string& from, const std::string& to) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return errno;
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    int error = errno;
+    ::close(in);
+    return error;
+  }
+  int error = 0;
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(in, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0) error = errno;
+      break;
+    }
+    for (ssize_t done = 0; done < n && error == 0;) {
+      ssize_t w = ::write(out, buffer + done, static_cast<std::size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) error = w < 0 ? errno : EIO;
+      else done += w;
+    }
+    if (error != 0) break;
+  }
+  ::close(in);
+  if (::close(out) != 0 && error == 0) error = errno;
+  return error;
+}
+
 // Writes `text` to `path` through a temporary file in the same directory.
 void write_atomically(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
@@ -89,6 +124,14 @@ std::string host_name() {
 }
 
 }  // namespace
+
+std::optional<std::uint64_t> full_file_system(const std::string& path) {
+  struct statvfs info {};
+  if (::statvfs(path.c_str(), &info) != 0) return std::nullopt;
+  std::uint64_t available = static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+  if (info.f_bavail == 0 || info.f_bfree == 0) return available;
+  return std::nullopt;
+}
 
 std::string sha1_file(const std::string& path) {
   Poco::SHA1Engine engine;
@@ -222,7 +265,7 @@ Call::Call(const std::string& gfs, const std::string& name, const std::string& c
 }
 
 std::string Call::output_path(std::size_t k) const {
-  char number[8];
+  char number[24];
   std::snprintf(number, sizeof number, "%02zu", k);
   return (fs::path(dir_) / number / ins_).string();
 }
@@ -262,7 +305,13 @@ void Call::store_inputs() const {
     if (fs::exists(f.stored)) continue;
     fs::create_directories(fs::path(f.stored).parent_path());
     fs::path temp = fs::path(f.stored).parent_path() / (".tmp." + f.sha1 + "." + std::to_string(::getpid()));
-    fs::copy_file(f.path, temp, fs::copy_options::overwrite_existing);
+    if (int error = copy_contents(f.path, temp.string()); error != 0) {
+      ::unlink(temp.c_str());  // a half-copied input must not stay behind
+      throw std::runtime_error("cannot store input " + f.name + " (" + f.path + ") in the GFS: " +
+                               std::strerror(error) +
+                               (error == ENOSPC || error == EDQUOT ? "; free space in " + gfs_ + " and run again"
+                                                                   : std::string()));
+    }
     if (sha1_file(temp.string()) != f.sha1) {
       fs::remove(temp);
       throw std::runtime_error("input " + f.name + " (" + f.path + ") changed while it was being stored; run again");
@@ -282,7 +331,7 @@ void Call::promote(const std::string& staging, CallRecord record) const {
   record.outputs.clear();
   std::vector<std::string> staged;
   for (std::size_t k = 0; k < contract_.outputs.size(); ++k) {
-    char number[8];
+    char number[24];
     std::snprintf(number, sizeof number, "%02zu", k);
     fs::path file = fs::path(staging) / number;
     if (!fs::is_regular_file(file))

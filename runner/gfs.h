@@ -100,6 +100,11 @@ class Call {
   std::vector<InputFile> inputs_;
 };
 
+// The bytes still available when the file system holding `path` is full
+// (no free block for users or for root), else nullopt. After a command has
+// filled it, its outputs may be cut short without the command noticing.
+std::optional<std::uint64_t> full_file_system(const std::string& path);
+
 std::string sha1_file(const std::string& path);
 std::string sha256_file(const std::string& path);
 

@@ -79,6 +79,9 @@ std::string Report::to_json() const {
   root->set("exit_code", exit_code ? Poco::Dynamic::Var(*exit_code) : Poco::Dynamic::Var());
   root->set("error", text_or_null(error));
   root->set("seconds", seconds);
+  Poco::JSON::Object::Ptr timings = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const auto& [phase, phase_seconds] : phases) timings->set(phase, phase_seconds);
+  root->set("phases", timings);
   std::ostringstream out;
   root->stringify(out, 2);
   return out.str() + "\n";

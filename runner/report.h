@@ -38,6 +38,9 @@ struct Report {
   std::optional<int> exit_code;
   std::string error;  // ce-run's own error message, if any
   double seconds = 0;
+  // Where the time went, in order: load, identity, inputs, setup, container,
+  // everytime, command, filing; only the phases that ran.
+  std::vector<std::pair<std::string, double>> phases;
 
   std::string to_json() const;
 };

@@ -346,7 +346,24 @@ void print_outputs(const Call& call, const CallContract& contract, const char* s
   std::fflush(stdout);
 }
 
+// Times the run's phases into the report: each end() closes the phase
+// that began at the previous one.
+class PhaseClock {
+ public:
+  explicit PhaseClock(Report& report) : report_(report) {}
+  void end(const char* phase) {
+    auto now = std::chrono::steady_clock::now();
+    report_.phases.emplace_back(phase, std::chrono::duration<double>(now - start_).count());
+    start_ = now;
+  }
+
+ private:
+  Report& report_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
 int run_inner(const Command& command, Report& report) {
+  PhaseClock clock(report);
   check_socket_access();
   auto c = load(command);
   report.name = c.name;
@@ -373,7 +390,9 @@ int run_inner(const Command& command, Report& report) {
     if (!contract) argv.insert(argv.end(), command.inputs.begin(), command.inputs.end());
   }
 
+  clock.end("load");
   auto identity = identify(c.dir.string());
+  clock.end("identity");
   if (!identity.dirty_files.empty() && !command.allow_dirty) {
     std::string files;
     for (std::size_t i = 0; i < identity.dirty_files.size() && i < 20; ++i) files += "\n  " + identity.dirty_files[i];
@@ -408,7 +427,9 @@ int run_inner(const Command& command, Report& report) {
       }
       return 1;
     }
-    if (call->done()) {
+    bool done = call->done().has_value();
+    clock.end("inputs");
+    if (done) {
       // The no-change path: no engine, no container.
       print_outputs(*call, *contract, "ok", report);
       return 0;
@@ -435,6 +456,7 @@ int run_inner(const Command& command, Report& report) {
                             p.key, p.cached ? "cached" : "planned", 0});
   }
   if (command.dry_run) {
+    clock.end("setup");
     auto mapping = read_mapping((c.dir / "docker-container").string()).mapping;
     const MappingEntry* entry = mapping.find(mapping_key);
     std::string container = entry && client.find_container(entry->container)
@@ -454,6 +476,7 @@ int run_inner(const Command& command, Report& report) {
   options.keep = command.keep_build_container ? stages::KeepBuildContainer::on_failure : stages::KeepBuildContainer::no;
   auto applied = stages::apply_stages(client, c.script, plan, options, progress);
   std::string final_key = applied.final_key.empty() ? base.id : applied.final_key;
+  clock.end("setup");
 
   for (const auto& [k, v] : c.conf.env) env.push_back(k + "=" + v);
   docker::ContainerSpec spec;
@@ -482,16 +505,27 @@ int run_inner(const Command& command, Report& report) {
     container = commit_container(client, c, identity, mapping_key, spec, command.incremental, created);
     report.container_id = container;
     report.container_created = created;
+    clock.end("container");
     bool has_everytime = false;
     for (const auto& s : c.script.steps) has_everytime |= s.kind == stages::StepKind::everytime;
     if (has_everytime) {
+      // A ce-run killed during its everytime steps left one running: stop it
+      // before running them again.
+      if (stop_leftover_exec(client, lock.previous_note()))
+        spdlog::warn("warning: stopped an everytime step that an interrupted ce-run had left running in the "
+                     "container {}",
+                     container.substr(0, 12));
       auto shell = stages::detect_shell(client, container, c.conf.image, progress);
       struct WatchedProgress : TerminalProgress {
-        WatchedProgress(const stages::SetupScript& s, Verbosity v, Report* r, ExecWatch& w)
-            : TerminalProgress(s, v, r), watch(w) {}
-        void exec_created(const std::string& id) override { watch.watch(id); }
+        WatchedProgress(const stages::SetupScript& s, Verbosity v, Report* r, ExecWatch& w, stages::FileLock& l)
+            : TerminalProgress(s, v, r), watch(w), lock(l) {}
+        void exec_created(const std::string& id) override {
+          lock.set_note(exec_note(id));
+          watch.watch(id);
+        }
         ExecWatch& watch;
-      } watched(c.script, command.verbosity, &report, watch);
+        stages::FileLock& lock;
+      } watched(c.script, command.verbosity, &report, watch, lock);
       for (const auto& step : c.script.steps) {
         if (step.kind != stages::StepKind::everytime) continue;
         if (watch.signal()) return exit_for_signal(watch.signal());
@@ -516,6 +550,7 @@ int run_inner(const Command& command, Report& report) {
         }
         watched.step_finished(step, stages::StepStatus::ran, seconds);
       }
+      clock.end("everytime");
     }
   }
   if (watch.signal()) return exit_for_signal(watch.signal());
@@ -534,6 +569,10 @@ int run_inner(const Command& command, Report& report) {
       print_outputs(*call, *contract, "ok", report);
       return 0;
     }
+    // A ce-run of this call killed during its command left it running: it
+    // must not go on writing beside ours.
+    if (stop_leftover_exec(client, call_lock->previous_note()))
+      spdlog::warn("warning: stopped the command of an interrupted ce-run of this call");
     call->store_inputs();
     staging = call->make_staging();
     // The command's user must be able to write its outputs.
@@ -542,7 +581,7 @@ int run_inner(const Command& command, Report& report) {
       spdlog::warn("warning: cannot give {} to {}: {}", staging, user, std::strerror(errno));
     for (const auto& f : call->inputs()) argv.push_back(f.stored);
     for (std::size_t k = 0; k < contract->outputs.size(); ++k) {
-      char number[8];
+      char number[24];
       std::snprintf(number, sizeof number, "%02zu", k);
       argv.push_back((fs::path(staging) / number).string());
     }
@@ -552,18 +591,6 @@ int run_inner(const Command& command, Report& report) {
   exec.env = env;
   exec.working_dir = c.conf.workdir.empty() ? c.dir.string() : c.conf.workdir;
   exec.user = user;
-  int code = client.run_exec(
-      container, exec,
-      [](docker::StreamKind kind, std::string_view bytes) {
-        auto* out = kind == docker::StreamKind::stderr_stream ? stderr : stdout;
-        std::fwrite(bytes.data(), 1, bytes.size(), out);
-        std::fflush(out);
-      },
-      [&](const std::string& id) {
-        watch.arm_timeout();
-        watch.watch(id);
-      });
-  watch.done();
   auto kept = [&](const std::string& why) {
     if (call) {
       spdlog::error("error: {}; nothing was filed in the GFS; the outputs so far are kept in {} for inspection "
@@ -572,6 +599,31 @@ int run_inner(const Command& command, Report& report) {
       print_outputs(*call, *contract, "MISSING", report);
     }
   };
+  int code = 0;
+  try {
+    code = client.run_exec(
+        container, exec,
+        [](docker::StreamKind kind, std::string_view bytes) {
+          auto* out = kind == docker::StreamKind::stderr_stream ? stderr : stdout;
+          std::fwrite(bytes.data(), 1, bytes.size(), out);
+          std::fflush(out);
+        },
+        [&](const std::string& id) {
+          if (call_lock) call_lock->set_note(exec_note(id));
+          watch.arm_timeout();
+          watch.watch(id);
+        });
+  } catch (const docker::EngineError& e) {
+    if (e.kind() != docker::ErrorKind::unreachable) throw;
+    // The engine died under the command: its result is unknown.
+    if (call) print_outputs(*call, *contract, "MISSING", report);
+    throw std::runtime_error("the Docker engine at " + client.address().uri() +
+                             " went away while the command ran, so its result is unknown" +
+                             (call ? "; nothing was filed in the GFS" : "") +
+                             "; start the engine (scripts/start-docker) and run again");
+  }
+  watch.done();
+  clock.end("command");
   if (watch.timed_out()) {
     spdlog::error("error: the command ran longer than docker.conf's timeout ({} s) and was stopped",
                   c.conf.timeout_seconds);
@@ -583,6 +635,17 @@ int run_inner(const Command& command, Report& report) {
     return exit_for_signal(watch.signal());
   }
   if (call) {
+    if (full_file_system(staging)) {
+      // Outputs written to a full file system may be cut short, and keeping
+      // them would keep it full: remove them.
+      boost::system::error_code ec;
+      fs::remove_all(staging, ec);
+      print_outputs(*call, *contract, "MISSING", report);
+      throw std::runtime_error("the file system of the GFS (" + gfs + ") was full when the command ended (" +
+                               argv.front() + " exited with " + std::to_string(code) +
+                               "): its outputs may be cut short, so nothing was filed and they were removed; "
+                               "free space there and run again");
+    }
     if (code != 0) {
       kept(argv.front() + " exited with " + std::to_string(code));
       return code;
@@ -607,6 +670,7 @@ int run_inner(const Command& command, Report& report) {
       kept(e.what());
       return exit_code::runner_error;
     }
+    clock.end("filing");
     print_outputs(*call, *contract, "computed", report);
   }
   return code;

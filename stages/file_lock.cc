@@ -22,10 +22,23 @@ FileLock::FileLock(const std::string& path) {
     ::close(fd_);
     throw std::runtime_error("cannot lock " + path + ": " + std::strerror(error));
   }
+  char buffer[512];
+  ssize_t n = ::pread(fd_, buffer, sizeof buffer, 0);
+  if (n > 0) previous_note_.assign(buffer, static_cast<std::size_t>(n));
+}
+
+void FileLock::set_note(const std::string& note) {
+  // Best effort: a note that cannot be written only costs the next holder
+  // the clean-up it enables.
+  if (::ftruncate(fd_, 0) == 0 && !note.empty()) {
+    [[maybe_unused]] ssize_t n = ::pwrite(fd_, note.data(), note.size(), 0);
+  }
 }
 
 FileLock::~FileLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  if (fd_ < 0) return;
+  set_note({});
+  ::close(fd_);  // closing releases the lock
 }
 
 }  // namespace ce::stages

@@ -1,6 +1,11 @@
 // An exclusive advisory lock on a file (flock): held until the FileLock is
 // destroyed or its process dies, so a lock left by a killed process never
 // blocks anyone.
+//
+// The file's content is a note from the holder to the next one (ce-run
+// notes the exec it has running, so that the next holder can stop it when
+// the holder was killed): read when the lock is taken, replaced by
+// set_note(), emptied when the lock is released normally.
 #pragma once
 
 #include <string>
@@ -16,8 +21,13 @@ class FileLock {
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
 
+  // What the previous holder left; empty if it released the lock normally.
+  const std::string& previous_note() const { return previous_note_; }
+  void set_note(const std::string& note);
+
  private:
   int fd_ = -1;
+  std::string previous_note_;
 };
 
 }  // namespace ce::stages

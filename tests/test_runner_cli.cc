@@ -21,48 +21,14 @@
 #include "stages/stage_engine.h"
 #include "support/ce_run.h"
 #include "support/engine_fixture.h"
+#include "support/computation.h"
 
 using namespace ce::test;
 using ce::docker::Client;
 using ce::docker::Force;
 
-namespace {
 
-// A computation of its own name; everything ce-run made for it is removed at
-// the end, as it carries the ce-run.computation label.
-struct Computation {
-  TempDir dir;
-  std::string name = "cli-" + std::to_string(::getpid()) + "-" +
-                     std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000000);
-  Client client;
-
-  explicit Computation(const std::string& setup, const std::string& exec = "#!/bin/sh\necho \"exec: $*\"\n",
-                       std::map<std::string, std::string> extra = {}) {
-    std::map<std::string, std::string> files = {
-        {"docker.conf", "image = \"busybox:latest\"\nname = \"" + name + "\"\n"}, {"exec", exec}};
-    if (!setup.empty()) files["docker-setup.sh"] = setup;
-    files.insert(extra.begin(), extra.end());
-    make_repo(dir.path(), files);
-  }
-  ~Computation() {
-    try {
-      for (const auto& c : client.list_containers({{"ce-run.computation", name}})) client.remove_container(c.id, Force::yes);
-      remove_images(client, {{"ce-run.computation", name}});
-    } catch (const std::exception&) {
-    }
-  }
-  std::string path() const { return dir.str(); }
-  std::size_t images() { return client.list_images({{"ce-run.computation", name}}).size(); }
-  std::size_t containers() { return client.list_containers({{"ce-run.computation", name}}).size(); }
-  void commit(const std::string& file, const std::string& content) {
-    std::ofstream((dir.path() / file).string()) << content;
-    sh(dir.path(), "git add -A && git -c user.name=t -c user.email=t@e commit -q -m change");
-  }
-};
-
-}  // namespace
-
-TEST_CASE("ce-run applies stages, runs everytime steps and the command; the next run reuses the stages",
+TEST_CASE("ce-run applies stages, runs everytime steps and the command, the next run reuses the stages",
           "[docker][cli]") {
   Computation c("next_stage && echo built-once > /stamp\neverytime && echo every-run: $(cat /stamp)\n");
   auto first = run_ce({c.path(), "in1", "in2"});
@@ -153,7 +119,7 @@ TEST_CASE("lint lists the setup script's warnings with their places", "[docker][
 }
 
 TEST_CASE("kill -9 during a stage leaves no finished-looking image, and the next run cleans up and builds it",
-          "[docker][cli]") {
+          "[docker][cli][fault]") {
   Computation c("next_stage && sleep 2 && echo done > /stage1\n");
   int pid = spawn_ce({c.path()});
   // Wait until its build container runs the stage.
@@ -177,9 +143,10 @@ TEST_CASE("kill -9 during a stage leaves no finished-looking image, and the next
   CHECK(r.out == "done\n");
   CHECK(c.client.list_containers(build).empty());
   CHECK(c.images() == 1);
+  CHECK(c.containers() == 1);  // the commit's own, nothing else
 }
 
-TEST_CASE("a new commit gets a new container and the file lists both; git status stays clean", "[docker][cli]") {
+TEST_CASE("a new commit gets a new container and the file lists both, git status stays clean", "[docker][cli]") {
   Computation c("everytime && true\n");
   REQUIRE(run_ce({c.path()}).exit_code == 0);
   c.commit("data.txt", "second commit\n");
@@ -191,22 +158,31 @@ TEST_CASE("a new commit gets a new container and the file lists both; git status
   sh(c.dir.path(), "test -z \"$(git status --porcelain)\"");
 }
 
-TEST_CASE("a damaged docker-container file is rebuilt from labels with a warning", "[docker][cli]") {
+TEST_CASE("a damaged docker-container file is rebuilt from labels with a warning", "[docker][cli][fault]") {
   Computation c("");
   REQUIRE(run_ce({c.path()}).exit_code == 0);
+  std::string good = slurp(c.path() + "/docker-container");
   auto before = ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container;
-  for (const std::string damage : {"ce-run docker-container 1\nnot a line at all\n", "garbage\x01\x02",
-                                   "ce-run docker-container 99\n", ""}) {
+  for (const std::string& damage :
+       {good.substr(0, good.size() - 30),                      // truncated in the entry
+        good.substr(0, 10),                                    // truncated in the header
+        std::string("ce-run docker-container 1\nnot a line at all\n"), std::string("garbage\x01\x02\xff\n"),
+        std::string(4096, '\0'),                              // a crash's hole
+        std::string("ce-run docker-container 99\nfuture format\n"),  // a later ce-run's
+        std::string()}) {
     std::ofstream((c.dir.path() / "docker-container").string(), std::ios::binary) << damage;
     auto r = run_ce({c.path()});
+    INFO(damage.size());
     CHECK(r.exit_code == 0);
-    if (!damage.empty()) CHECK_THAT(r.err, Catch::Contains("rebuilding it from the containers' labels"));
+    CHECK_THAT(r.err, Catch::Contains("warning: " + c.path() + "/docker-container: "));
+    CHECK_THAT(r.err, Catch::Contains("rebuilding it from the containers' labels"));
     CHECK(ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container == before);
+    CHECK(ce::runner::read_mapping(c.path() + "/docker-container").problem.empty());
   }
   CHECK(c.containers() == 1);
 }
 
-TEST_CASE("a removed container is recreated and a stopped one restarted", "[docker][cli]") {
+TEST_CASE("a removed container is recreated and a stopped one restarted", "[docker][cli][fault]") {
   Computation c("everytime && echo every\n");
   REQUIRE(run_ce({c.path()}).exit_code == 0);
   auto first = ce::runner::read_mapping(c.path() + "/docker-container").mapping.entries.at(0).container;
@@ -249,7 +225,7 @@ TEST_CASE("files written to the GFS belong to the invoking user", "[docker][cli]
   CHECK(st.st_gid == 4322u);
 }
 
-TEST_CASE("Ctrl-C stops the command in the container too and exits 130; a timeout exits 124", "[docker][cli]") {
+TEST_CASE("Ctrl-C stops the command in the container too and exits 130, a timeout exits 124", "[docker][cli]") {
   Computation c("");
   int pid = spawn_ce({c.path(), "--", "sh", "-c", "sleep 300; echo not-stopped"});
   // Wait until the command runs in the commit's container.
@@ -364,7 +340,7 @@ TEST_CASE("the wordfreq example installs a compiler in a stage, builds in an eve
   remove_images(client, {{"ce-run.computation", name}});
 }
 
-TEST_CASE("status lists the commit's container and the stage images; why says what changed", "[docker][cli]") {
+TEST_CASE("status lists the commit's container and the stage images, why says what changed", "[docker][cli]") {
   Computation c("next_stage && echo one > /one\nnext_stage && echo two > /two\n");
   REQUIRE(run_ce({c.path()}).exit_code == 0);
   auto status = run_ce({"status", c.path()});
@@ -523,57 +499,8 @@ TEST_CASE("a socket ce-run may not use is reported before anything else", "[dock
 
 // ---- results in the GFS ---------------------------------------------------
 
-namespace {
-// A CompEval computation: two inputs, two outputs; each run of exec is
-// counted in $GFSDIR/runs.
-const char* const pair_exec =
-    "#!/bin/sh\n"
-    "echo run >> \"$GFSDIR/runs\"\n"
-    "cat \"$1\" \"$2\" > \"$3\"\n"
-    "wc -c < \"$1\" > \"$4\"\n";
 
-struct GfsCall {
-  Computation c;
-  TempDir gfs, data;
-  std::string a, b;
-  explicit GfsCall(const std::string& exec = pair_exec)
-      : c("", exec, {{"inputs", "first\nsecond\n"}, {"outputs", "joined\nsize\n"}}) {
-    a = (data.path() / "a.txt").string();
-    b = (data.path() / "b.txt").string();
-    std::ofstream(a) << "alpha\n";
-    std::ofstream(b) << "beta\n";
-  }
-  RunResult run(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--gfs", gfs.str()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(c.path());
-    args.push_back(a);
-    args.push_back(b);
-    return run_ce(args);
-  }
-  int runs() {
-    std::ifstream in((gfs.path() / "runs").string());
-    int n = 0;
-    for (std::string line; std::getline(in, line);) ++n;
-    return n;
-  }
-  std::vector<std::string> paths(const std::string& out) {
-    std::vector<std::string> p;
-    std::istringstream lines(out);
-    for (std::string line; std::getline(lines, line);) p.push_back(line.substr(0, line.find(' ')));
-    return p;
-  }
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-}  // namespace
-
-TEST_CASE("a call computes once; the next returns ok without any engine", "[docker][gfs]") {
+TEST_CASE("a call computes once, the next returns ok without any engine", "[docker][gfs]") {
   GfsCall g;
   auto first = g.run();
   INFO(first.err);
@@ -618,7 +545,7 @@ TEST_CASE("a new commit recomputes into a new directory and the old results stay
   CHECK(g.run().out == outputs[0] + " ok\n" + outputs[1] + " ok\n");
 }
 
-TEST_CASE("a failing exec or a forgotten output promotes nothing; the staging directory is kept", "[docker][gfs]") {
+TEST_CASE("a failing exec or a forgotten output promotes nothing, the staging directory is kept", "[docker][gfs]") {
   GfsCall failing("#!/bin/sh\necho partial > \"$3\"\nexit 1\n");
   auto r = failing.run();
   CHECK(r.exit_code == 1);
@@ -636,9 +563,10 @@ TEST_CASE("a failing exec or a forgotten output promotes nothing; the staging di
   CHECK(forgetful.run({"-n"}).out.find("MISSING") != std::string::npos);
 }
 
-TEST_CASE("kill -9 during exec leaves nothing that counts as done; the next call recomputes", "[docker][gfs]") {
+TEST_CASE("kill -9 during exec leaves nothing that counts as done, the next call stops it and recomputes",
+          "[docker][gfs][fault]") {
   GfsCall g("#!/bin/sh\necho run >> \"$GFSDIR/runs\"\necho half > \"$3\"\n"
-            "[ -e \"$GFSDIR/fast\" ] || sleep 30\ncat \"$1\" > \"$3\"; echo 1 > \"$4\"\n");
+            "[ -e \"$GFSDIR/fast\" ] || sleep 31\ncat \"$1\" > \"$3\"; echo 1 > \"$4\"\n");
   int pid = spawn_ce({"--gfs", g.gfs.str(), g.c.path(), g.a, g.b});
   for (int i = 0; i < 300 && g.runs() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   REQUIRE(g.runs() == 1);
@@ -653,6 +581,11 @@ TEST_CASE("kill -9 during exec leaves nothing that counts as done; the next call
   CHECK(r.out == outputs[0] + " computed\n" + outputs[1] + " computed\n");
   CHECK(slurp(outputs[0]) == "alpha\n");
   CHECK(g.runs() == 2);
+  // The killed call's command was stopped, not left to write beside it.
+  CHECK_THAT(r.err, Catch::Contains("warning: stopped the command of an interrupted ce-run of this call"));
+  auto ps = run_ce({"--gfs", g.gfs.str(), g.c.path(), "--", "ps", "-o", "args"});
+  CHECK_FALSE(Catch::Contains("sleep 31").match(ps.out));
+  CHECK(g.c.containers() == 1);
 }
 
 TEST_CASE("ten identical calls at once run exec exactly once", "[docker][gfs]") {

@@ -48,7 +48,7 @@ TEST_CASE("the commit and the tree of a computation in a subdirectory", "[git]")
   CHECK(computation_id(after) == before);
 }
 
-TEST_CASE("uncommitted and untracked files are listed; ignored ones and docker-container are not", "[git]") {
+TEST_CASE("uncommitted and untracked files are listed, ignored ones and docker-container are not", "[git]") {
   TempDir repo;
   make_repo(repo.path(), {{"docker.conf", "image = \"x\"\n"}, {".gitignore", "*.log\n"}});
   std::ofstream((repo.path() / "docker.conf").string(), std::ios::app) << "name = \"y\"\n";

@@ -33,7 +33,7 @@ using Lines = std::vector<std::pair<int, int>>;
 
 }  // namespace
 
-TEST_CASE("simple lines, ; and & separate top-level commands", "[parser]") {
+TEST_CASE("simple lines, semicolons and & separate top-level commands", "[parser]") {
   auto s = split("a=1\necho one; echo two & echo three\n\n# comment\nexport B\n");
   CHECK(s.lines == Lines{{1, 1}, {2, 2}, {2, 2}, {2, 2}, {5, 5}});
   CHECK(s.normalized == std::vector<std::string>{"a=1", "echo one", "echo two &", "echo three", "export B"});

@@ -124,7 +124,7 @@ TEST_CASE("stages are built once, in order, and appending one runs only that one
   CHECK(image.cmd == std::vector<std::string>{"sh"});  // the base image's, not the build container's
 }
 
-TEST_CASE("editing stage 2 of 4 rebuilds 2 to 4; a whitespace edit rebuilds nothing", "[docker][stages]") {
+TEST_CASE("editing stage 2 of 4 rebuilds 2 to 4, a whitespace edit rebuilds nothing", "[docker][stages]") {
   StageTest t;
   const std::string four = two_stages + "next_stage && echo three >> /log\nnext_stage && echo four >> /log\n";
   Recorder first;

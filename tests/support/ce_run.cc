@@ -1,5 +1,6 @@
 #include "support/ce_run.h"
 
+#include <fcntl.h>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -50,8 +51,11 @@ int spawn_ce(const std::vector<std::string>& args) {
     std::vector<std::string> copies = args;
     for (auto& a : copies) argv.push_back(a.data());
     argv.push_back(nullptr);
-    std::freopen("/dev/null", "w", stdout);
-    std::freopen("/dev/null", "w", stderr);
+    // dup2, not freopen: freopen would flush the parent's buffered output
+    // a second time from here.
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
     ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }

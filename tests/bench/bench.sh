@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# ce-run against the tools users would pick instead, on identical work, in
+# one invocation: each row alternates ce-run and the alternative round by
+# round and quotes medians. Prints one markdown table; it measures, it never
+# passes or fails on a figure. docs/performance.md says what each row does.
+#   tests/bench/bench.sh [ROUNDS] [ROWS...]     (rows: 1 2 3 4 5 6; default all)
+# Needs build/ce-run, a running engine, the base images, jq and GNU time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+rounds=${1:-15}
+shift || true
+rows=("$@")
+[ ${#rows[@]} -gt 0 ] || rows=(1 2 3 4 5 6)
+
+ce=$root/build/ce-run
+docker=/usr/bin/docker  # Debian's client: BuildKit without the buildx plugin
+[ -x "$docker" ] || docker=$(command -v docker)
+export DOCKER_BUILDKIT=1
+image=debian:bookworm
+work=$(mktemp -d /tmp/ce-bench.XXXXXX)
+names=()  # computations made here; their containers and images go at the end
+
+cleanup() {
+  for n in "${names[@]}"; do
+    ids=$("$docker" ps -aq --filter "label=ce-run.computation=$n")
+    [ -z "$ids" ] || "$docker" rm -f $ids >/dev/null 2>&1 || true
+    # Stage images, children before parents: newest first, a few passes.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      ids=$("$docker" images -q --filter "label=ce-run.computation=$n")
+      [ -z "$ids" ] && break
+      "$docker" rmi -f $ids >/dev/null 2>&1 || true
+    done
+  done
+  "$docker" rmi -f ce-bench-build >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.6f\n", b - a }'; }
+median() { sort -g "$1" | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+met() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "yes" : "**no**" }'; }
+# Wall time of a command, appended to FILE; its output is dropped.
+timed() {
+  local file=$1
+  shift
+  local t0
+  t0=$(now)
+  "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }
+  since "$t0" >>"$file"
+}
+# A ce-run call with --report; appends the wall time to FILE and the
+# report's phase PHASE (or "" for none) to FILE.phase.
+ce_timed() {
+  local file=$1 phase=$2
+  shift 2
+  local t0
+  t0=$(now)
+  "$ce" -q --report "$work/report.json" "$@" >/dev/null 2>"$work/ce.err" || {
+    echo "bench: ce-run failed: $*" >&2
+    cat "$work/ce.err" >&2
+    exit 1
+  }
+  since "$t0" >>"$file"
+  [ -z "$phase" ] || jq -r ".phases[\"$phase\"]" "$work/report.json" >>"$file.phase"
+}
+# row NUMBER CASE CE_SECONDS ALTERNATIVE ALT_SECONDS TARGET [MET]: TARGET is
+# a bound on the ratio unless MET (the verdict on an absolute target) is given.
+row() {
+  local r verdict
+  r=$(ratio "$3" "$5")
+  verdict=${7:-$(met "$r" "$6")}
+  [ $# -ge 7 ] || set -- "$1" "$2" "$3" "$4" "$5" "ratio ≤ $6"
+  printf '| %s | %s | %.4f | %s | %.4f | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$5" "$r" "$6" "$verdict"
+}
+note() { notes+=("$*"); }
+notes=()
+
+# A computation in a Git repository of its own: DIR NAME SETUP EXEC [INPUTS OUTPUTS]
+make_computation() {
+  local dir=$1 name=$2
+  mkdir -p "$dir"
+  printf 'image = "%s"\nname = "%s"\n' "$image" "$name" >"$dir/docker.conf"
+  printf '%s' "$3" >"$dir/docker-setup.sh"
+  printf '%s' "$4" >"$dir/exec"
+  chmod +x "$dir/exec"
+  if [ $# -ge 6 ]; then
+    printf '%s\n' "$5" >"$dir/inputs"
+    printf '%s\n' "$6" >"$dir/outputs"
+  fi
+  git -C "$dir" init -q -b main .
+  commit_all "$dir"
+  names+=("$name")
+}
+commit_all() { git -C "$1" add -A && git -C "$1" -c user.name=bench -c user.email=bench@localhost commit -q -m bench; }
+
+five_stages='next_stage && echo 1 > /s1
+next_stage && echo 2 > /s2
+next_stage && echo 3 > /s3
+next_stage && echo 4 > /s4
+next_stage && echo 5 > /s5
+'
+five_runs='FROM debian:bookworm
+RUN echo 1 > /s1
+RUN echo 2 > /s2
+RUN echo 3 > /s3
+RUN echo 4 > /s4
+RUN echo 5 > /s5
+'
+copy_exec='#!/bin/sh
+cat "$1" > "$2"
+'
+gfs=$work/gfs
+mkdir -p "$gfs" "$work/in"
+new_input() {  # a file of content no call has seen
+  local f
+  f=$(mktemp "$work/in/XXXXXXXX")
+  echo "input $f $(now)" >"$f"
+  echo "$f"
+}
+# The five-stage computation, its stages built and its container made.
+warm=$work/warm
+warm_ready=
+warm_container() {
+  if [ -z "$warm_ready" ]; then
+    make_computation "$warm" "bench-warm-$$" "$five_stages" "$copy_exec" text copy
+    "$ce" -q --gfs "$gfs" "$warm" "$(new_input)" >/dev/null
+    warm_ready=1
+  fi
+  awk 'NR == 3 { print $3 }' "$warm/docker-container"
+}
+dockerfile=$work/dockerfile
+mkdir -p "$dockerfile"
+docker_build() { "$docker" build -q -t ce-bench-build "$dockerfile"; }
+
+row1() {
+  examples/make-repos "$work/repos" >/dev/null
+  local comp=$work/repos/wordfreq
+  # A name of its own, so that cleaning up removes only this copy's
+  # container (its stages are shared with the example's, by content).
+  sed -i "1i name = \"bench-wordfreq-$$\"" "$comp/docker.conf"
+  commit_all "$comp"
+  names+=("bench-wordfreq-$$")
+  "$ce" -q --gfs "$gfs" "$comp" "$comp/sample.txt" >/dev/null
+  : >"$work/1.ce"
+  : >"$work/1.alt"
+  for _ in $(seq "$rounds"); do
+    ce_timed "$work/1.ce" "" --gfs "$gfs" "$comp" "$comp/sample.txt"
+    timed "$work/1.alt" "$docker" run --rm "$image" true
+  done
+  row 1 "no-change call (result in the GFS)" "$(median "$work/1.ce")" "docker run --rm $image true" \
+    "$(median "$work/1.alt")" 0.1
+}
+
+row2() {
+  local container
+  container=$(warm_container)
+  : >"$work/2.ce"
+  : >"$work/2.exec"
+  : >"$work/2.run"
+  for _ in $(seq "$rounds"); do
+    ce_timed "$work/2.ce" "" --gfs "$gfs" "$warm" "$(new_input)"
+    timed "$work/2.exec" "$docker" exec "$container" true
+    timed "$work/2.run" "$docker" run --rm "$image" true
+  done
+  local m
+  m=$(median "$work/2.ce")
+  row 2a "warm call (stages cached, container up, result missing)" "$m" "docker exec CONTAINER true" \
+    "$(median "$work/2.exec")" 1.5
+  row 2b "warm call (as 2a)" "$m" "docker run --rm $image true" "$(median "$work/2.run")" 0.5
+}
+
+row3() {
+  local dir=$work/append
+  make_computation "$dir" "bench-append-$$" "$five_stages" "$copy_exec" text copy
+  "$ce" -q --gfs "$gfs" "$dir" "$(new_input)" >/dev/null
+  printf '%s' "$five_runs" >"$dockerfile/Dockerfile"
+  docker_build >/dev/null
+  : >"$work/3.ce"
+  : >"$work/3.ce.phase"
+  : >"$work/3.alt"
+  : >"$work/3.run"
+  for i in $(seq "$rounds"); do
+    # The same new line for both, new each round: five cached steps, then
+    # one to do.
+    local line="echo appended-$i-$$-$RANDOM > /appended"
+    { printf '%s' "$five_stages"; echo "next_stage && $line"; } >"$dir/docker-setup.sh"
+    commit_all "$dir"
+    ce_timed "$work/3.ce" setup --gfs "$gfs" "$dir" "$(new_input)"
+    { printf '%s' "$five_runs"; echo "RUN $line"; } >"$dockerfile/Dockerfile"
+    timed "$work/3.alt" docker_build
+    timed "$work/3.run" "$docker" run --rm ce-bench-build true
+  done
+  paste "$work/3.alt" "$work/3.run" | awk '{ print $1 + $2 }' >"$work/3.both"
+  row 3 "append one stage to five: ce-run's setup phase" "$(median "$work/3.ce.phase")" \
+    "BuildKit docker build after appending the RUN" "$(median "$work/3.alt")" 1.0
+  row 3b "append one stage to five: the whole ce-run call (stage, new container, command)" \
+    "$(median "$work/3.ce")" "BuildKit docker build + docker run --rm" "$(median "$work/3.both")" 1.0
+}
+
+row4() {
+  warm_container >/dev/null
+  printf '%s' "$five_runs" >"$dockerfile/Dockerfile"
+  docker_build >/dev/null
+  : >"$work/4.ce"
+  : >"$work/4.ce.phase"
+  : >"$work/4.alt"
+  for _ in $(seq "$rounds"); do
+    ce_timed "$work/4.ce" setup --gfs "$gfs" "$warm" "$(new_input)"
+    timed "$work/4.alt" docker_build
+  done
+  row 4 "nothing changed in the setup: ce-run's setup phase" "$(median "$work/4.ce.phase")" \
+    "BuildKit docker build, every step cached" "$(median "$work/4.alt")" 0.5
+}
+
+row5() {
+  local dir=$work/many calls=40 walls=$work/5.ce alt=$work/5.alt rss=$work/5.rss container
+  make_computation "$dir" "bench-many-$$" "" '#!/bin/sh
+sleep 0.5
+cat "$1" > "$2"
+' text copy
+  "$ce" -q --gfs "$gfs" "$dir" -- true
+  container=$(awk 'NR == 3 { print $3 }' "$dir/docker-container")
+  : >"$walls"
+  : >"$alt"
+  : >"$rss"
+  local r5=$(((rounds + 2) / 3))
+  for _ in $(seq "$r5"); do
+    local inputs=() t0 pids=() failed=0
+    for _ in $(seq "$calls"); do inputs+=("$(new_input)"); done
+    t0=$(now)
+    for f in "${inputs[@]}"; do
+      /usr/bin/time -a -o "$rss" -f '%M' "$ce" -q --gfs "$gfs" "$dir" "$f" >"$f.out" 2>"$f.err" &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+    since "$t0" >>"$walls"
+    # All complete and right: each output holds its input.
+    for f in "${inputs[@]}"; do
+      out=$(awk '{ print $1 }' "$f.out")
+      if [ "$(awk '{ print $2 }' "$f.out")" != computed ] || ! cmp -s "$f" "$out"; then failed=$((failed + 1)); fi
+    done
+    [ "$failed" -eq 0 ] || { echo "bench: $failed of $calls concurrent calls failed or were wrong" >&2; exit 1; }
+    t0=$(now)
+    pids=()
+    for _ in $(seq "$calls"); do
+      "$docker" exec "$container" sleep 0.5 &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    since "$t0" >>"$alt"
+  done
+  local wall peak
+  wall=$(median "$walls")
+  peak=$(sort -n "$rss" | tail -n 1)
+  local mb
+  mb=$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')
+  row 5 "$calls calls with distinct inputs at once, exec sleeps 0.5 s: wall for all" "$wall" \
+    "$calls docker exec CONTAINER sleep 0.5 at once" "$(median "$alt")" "all done ≤ 3 s" "$(met "$wall" 3)"
+  row 5b "the same: peak RSS of one ce-run process, MB (not seconds)" "$mb" "—" 1 "≤ 20 MB" \
+    "$(met "$peak" 20480)"
+  note "Row 5: all $calls results were complete and right in each of $r5 rounds."
+}
+
+row6() {
+  local dir=$work/big
+  mkdir -p "$dir"
+  # 50,000 files: 500 directories of 100.
+  (cd "$dir" && seq 0 499 | xargs mkdir -p && for d in $(seq 0 499); do
+    for f in $(seq 0 99); do echo "$d $f" >"$d/$f"; done
+  done)
+  make_computation "$dir" "bench-big-$$" "" '#!/bin/sh
+true
+'
+  "$ce" -q -n "$dir" >/dev/null  # warm the page cache
+  git -C "$dir" status --porcelain >/dev/null
+  : >"$work/6.ce"
+  : >"$work/6.ce.phase"
+  : >"$work/6.alt"
+  for _ in $(seq "$rounds"); do
+    ce_timed "$work/6.ce" identity -n "$dir"
+    timed "$work/6.alt" git -C "$dir" status --porcelain
+  done
+  row 6 "identity (commit, tree, dirty check) of a 50,000-file repository" "$(median "$work/6.ce.phase")" \
+    "git status --porcelain" "$(median "$work/6.alt")" 1.0
+}
+
+echo "| # | case | ce-run median (s) | alternative | alternative median (s) | ratio | target | met |"
+echo "|---|---|---|---|---|---|---|---|"
+for r in "${rows[@]}"; do "row$r"; done
+echo
+echo "$rounds rounds per row (row 5: $(((rounds + 2) / 3)) rounds of 40 calls), ce-run and the alternative alternating."
+for n in "${notes[@]}"; do echo "$n"; done
