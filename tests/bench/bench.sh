@@ -122,12 +122,11 @@ new_input() {  # a file of content no call has seen
 }
 # The five-stage computation, its stages built and its container made.
 warm=$work/warm
-warm_ready=
-warm_container() {
-  if [ -z "$warm_ready" ]; then
+names+=("bench-warm-$$")
+warm_container() {  # (often in a subshell: what it made is its only state)
+  if [ ! -e "$warm/docker-container" ]; then
     make_computation "$warm" "bench-warm-$$" "$five_stages" "$copy_exec" text copy
     "$ce" -q --gfs "$gfs" "$warm" "$(new_input)" >/dev/null
-    warm_ready=1
   fi
   awk 'NR == 3 { print $3 }' "$warm/docker-container"
 }
@@ -140,7 +139,7 @@ row1() {
   local comp=$work/repos/wordfreq
   # A name of its own, so that cleaning up removes only this copy's
   # container (its stages are shared with the example's, by content).
-  sed -i "1i name = \"bench-wordfreq-$$\"" "$comp/docker.conf"
+  sed -i "s/^name = .*/name = \"bench-wordfreq-$$\"/" "$comp/docker.conf"
   commit_all "$comp"
   names+=("bench-wordfreq-$$")
   "$ce" -q --gfs "$gfs" "$comp" "$comp/sample.txt" >/dev/null
