@@ -162,6 +162,8 @@ Client::Response Client::request(const std::string& method, const std::string& p
       Response response;
       Poco::StreamCopier::copyToString(in, response.body);
       response.status = http_response.getStatus();
+      response.api_version = http_response.get("Api-Version", "");
+      response.server = http_response.get("Server", "");
       if (http_response.getKeepAlive()) release(std::move(connection));
       if (response.status >= 400)
         throw error_from_response(response.status, endpoint, json::parse_error_message(response.body));
@@ -220,20 +222,32 @@ void Client::request_stream(const std::string& method, const std::string& path,
   }
 }
 
-void Client::ping() {
+Client::Response Client::ping_response() {
   auto response = request("GET", "/_ping", {}, /*versioned=*/false);
   if (response.body != "OK")
     throw EngineError(ErrorKind::protocol,
                       "the engine at " + address_.uri() + " answered /_ping with '" + response.body + "'");
+  return response;
 }
+
+void Client::ping() { ping_response(); }
 
 EngineVersion Client::version() {
   return json::parse_version(request("GET", "/version", {}, /*versioned=*/false).body);
 }
 
 EngineVersion Client::check_engine() {
-  ping();
-  auto v = version();
+  auto pong = ping_response();
+  EngineVersion v;
+  if (pong.api_version.empty()) {
+    v = version();
+  } else {
+    v.api_version = pong.api_version;
+    // "Docker/20.10.24+dfsg1 (linux)"
+    const std::string prefix = "Docker/";
+    v.version = pong.server.rfind(prefix, 0) == 0 ? pong.server.substr(prefix.size(), pong.server.find(' ') - prefix.size())
+                                                  : pong.server;
+  }
   if (api_number(v.api_version) < api_number(api_version)) {
     throw EngineError(ErrorKind::too_old,
                       "the Docker engine at " + address_.uri() + " (version " + v.version +
@@ -362,6 +376,10 @@ std::vector<ContainerSummary> Client::list_containers(const Labels& labels, Whic
   return json::parse_container_list(request("GET", path).body);
 }
 
+std::size_t Client::container_process_count(const std::string& id) {
+  return json::parse_process_count(request("GET", "/containers/" + path_escape(id) + "/top").body);
+}
+
 void Client::remove_container(const std::string& id, Force force) {
   request("DELETE", "/containers/" + path_escape(id) + "?v=true&force=" +
                         (force == Force::yes ? "true" : "false"));
@@ -414,7 +432,8 @@ void Client::resize_exec(const std::string& exec_id, int rows, int columns) {
 }
 
 std::string Client::commit(const CommitSpec& spec) {
-  std::string path = "/commit?container=" + query_escape(spec.container) + "&pause=true";
+  std::string path =
+      "/commit?container=" + query_escape(spec.container) + (spec.pause ? "&pause=true" : "&pause=false");
   if (!spec.repo.empty()) path += "&repo=" + query_escape(spec.repo);
   if (!spec.tag.empty()) path += "&tag=" + query_escape(spec.tag);
   if (!spec.comment.empty()) path += "&comment=" + query_escape(spec.comment);

@@ -53,7 +53,9 @@ class Client {
   // GET /_ping. Throws EngineError(unreachable | permission_denied).
   void ping();
   EngineVersion version();
-  // ping and version; refuses an engine whose API is older than 1.41.
+  // Refuses an engine whose API is older than 1.41. One /_ping, whose
+  // Api-Version and Server headers say it all; GET /version only when the
+  // engine leaves them out.
   EngineVersion check_engine();
 
   // Images.
@@ -79,6 +81,8 @@ class Client {
   std::optional<ContainerInfo> find_container(const std::string& id);
   std::vector<ContainerSummary> list_containers(const Labels& labels, Which which = Which::all);
   void remove_container(const std::string& id, Force force = Force::no);
+  // How many processes run in a running container (GET /containers/{id}/top).
+  std::size_t container_process_count(const std::string& id);
 
   // Exec. create_exec returns the exec id; start_exec hands stdout and stderr
   // to `sink` chunk by chunk as they arrive and returns when both close.
@@ -104,10 +108,13 @@ class Client {
   struct Response {
     int status = 0;
     std::string body;
+    std::string api_version;  // the Api-Version header
+    std::string server;       // the Server header
   };
 
   Response request(const std::string& method, const std::string& path,
                    const std::string& body = {}, bool versioned = true);
+  Response ping_response();
   // A request on a connection of its own; the response body is handed to
   // `on_bytes` as it arrives. Error statuses throw with the daemon's message.
   void request_stream(const std::string& method, const std::string& path,

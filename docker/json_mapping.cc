@@ -281,6 +281,14 @@ std::vector<ImageSummary> parse_image_list(const std::string& text) {
   return out;
 }
 
+std::size_t parse_process_count(const std::string& text) {
+  auto o = parse_object(text, "process list");
+  if (!o->has("Processes") || o->isNull("Processes")) return 0;
+  if (!o->isArray("Processes"))
+    throw EngineError(ErrorKind::protocol, "the engine's process list has no Processes array: " + text);
+  return o->getArray("Processes")->size();
+}
+
 ExecState parse_exec_state(const std::string& text) {
   auto o = parse_object(text, "exec description");
   ExecState state;

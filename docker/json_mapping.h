@@ -26,6 +26,8 @@ int parse_wait_status(const std::string& text);
 EngineVersion parse_version(const std::string& text);
 // The "Id" of a create response.
 std::string parse_id(const std::string& text);
+// The length of "Processes" in an answer to GET /containers/{id}/top.
+std::size_t parse_process_count(const std::string& text);
 // The "message" of an error response; the text itself if it is not JSON.
 std::string parse_error_message(const std::string& text);
 

@@ -129,6 +129,9 @@ struct CommitSpec {
   std::optional<std::vector<std::string>> entrypoint;
   std::optional<std::vector<std::string>> env;
   std::optional<std::string> working_dir;
+  // Freeze the container's processes while committing. Needless when
+  // nothing in it can write (container_process_count).
+  bool pause = true;
 };
 
 // GET /version

@@ -515,7 +515,7 @@ int run_inner(const Command& command, Report& report) {
         spdlog::warn("warning: stopped an everytime step that an interrupted ce-run had left running in the "
                      "container {}",
                      container.substr(0, 12));
-      auto shell = stages::detect_shell(client, container, c.conf.image, progress);
+      auto shell = stages::detect_shell(client, container, applied.image_id, c.conf.image, progress);
       struct WatchedProgress : TerminalProgress {
         WatchedProgress(const stages::SetupScript& s, Verbosity v, Report* r, ExecWatch& w, stages::FileLock& l)
             : TerminalProgress(s, v, r), watch(w), lock(l) {}

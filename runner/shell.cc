@@ -66,7 +66,7 @@ int run_shell(const Command& command) {
 
   bool tty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   struct NoWarnings : stages::StepObserver {} quiet;
-  auto shell = stages::detect_shell(client, info->id, conf.image, quiet);
+  auto shell = stages::detect_shell(client, info->id, info->image_id, conf.image, quiet);
   docker::ExecSpec spec;
   spec.cmd = command.command.empty() ? std::vector<std::string>{shell == stages::Shell::bash ? "bash" : "sh"}
                                      : command.command;

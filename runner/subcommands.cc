@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 #include "stages/setup_script.h"
+#include "stages/build_network.h"
 #include "stages/stage_engine.h"
 #include "stages/stage_key.h"
 
@@ -260,6 +261,10 @@ int run_gc(const Command& command) {
   }
   std::printf("%s %zu containers and %zu stage images (up to %s); kept the %zu most recent commits\n",
               verb, remove_containers.size(), remove_images.size(), human_size(freed).c_str(), kept_commits.size());
+  // The machine's idle build network holders (stages/build_network.h).
+  if (int n = stages::remove_idle_build_networks(
+          client, lock_dir, command.dry_run ? stages::Removal::dry_run : stages::Removal::remove))
+    std::printf("%s %d idle build network holders (the next stage build makes one again)\n", verb, n);
   return 0;
 }
 

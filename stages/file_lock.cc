@@ -10,16 +10,18 @@
 
 namespace ce::stages {
 
-FileLock::FileLock(const std::string& path) {
+FileLock::FileLock(const std::string& path, Wait wait) {
   boost::system::error_code ec;
   boost::filesystem::create_directories(boost::filesystem::path(path).parent_path(), ec);
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0)
     throw std::runtime_error("cannot open the lock file " + path + ": " + std::strerror(errno));
-  while (::flock(fd_, LOCK_EX) != 0) {
+  while (::flock(fd_, wait == Wait::yes ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
     if (errno == EINTR) continue;
     int error = errno;
     ::close(fd_);
+    fd_ = -1;
+    if (error == EWOULDBLOCK && wait == Wait::no) return;
     throw std::runtime_error("cannot lock " + path + ": " + std::strerror(error));
   }
   char buffer[512];
@@ -28,6 +30,7 @@ FileLock::FileLock(const std::string& path) {
 }
 
 void FileLock::set_note(const std::string& note) {
+  if (fd_ < 0) return;
   // Best effort: a note that cannot be written only costs the next holder
   // the clean-up it enables.
   if (::ftruncate(fd_, 0) == 0 && !note.empty()) {

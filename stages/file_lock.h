@@ -12,11 +12,15 @@
 
 namespace ce::stages {
 
+enum class Wait { yes, no };
+
 class FileLock {
  public:
-  // Blocks until the lock is ours. Creates the file (and its directory).
-  // Throws std::runtime_error naming the path.
-  explicit FileLock(const std::string& path);
+  // Wait::yes blocks until the lock is ours; Wait::no gives up at once when
+  // another process holds it (then held() is false). Creates the file (and
+  // its directory). Throws std::runtime_error naming the path.
+  explicit FileLock(const std::string& path, Wait wait = Wait::yes);
+  bool held() const { return fd_ >= 0; }
   ~FileLock();
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;

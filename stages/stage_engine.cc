@@ -11,6 +11,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "stages/build_network.h"
 #include "stages/file_lock.h"
 
 namespace ce::stages {
@@ -199,20 +200,26 @@ StagePlan plan_stages(docker::Client& client, const SetupScript& script, const s
   return plan;
 }
 
-Shell detect_shell(docker::Client& client, const std::string& container, const std::string& image_name,
-                   StepObserver& observer) {
+Shell detect_shell(docker::Client& client, const std::string& container, const std::string& image_id,
+                   const std::string& image_name, StepObserver& observer) {
+  auto no_bash = [&] {
+    observer.warning(image_name + " has no bash: docker-setup.sh steps run with its /bin/sh instead, where "
+                                  "bash-only syntax ([[ ]], arrays, $'...') fails; use an image with bash to "
+                                  "avoid surprises");
+    return Shell::posix_sh;
+  };
+  if (auto image = client.find_image(image_id)) {
+    auto recorded = image->labels.find(label::shell);
+    if (recorded != image->labels.end() && recorded->second == "bash") return Shell::bash;
+    if (recorded != image->labels.end() && recorded->second == "sh") return no_bash();
+  }
   docker::ExecSpec probe;
   probe.cmd = {"sh", "-c", "echo sh-ok; command -v bash >/dev/null 2>&1"};
   probe.user = "0";
   std::string out;
   int code = client.run_exec(container, probe, [&](docker::StreamKind, std::string_view b) { out.append(b); });
   if (code == 0) return Shell::bash;
-  if (out.rfind("sh-ok", 0) == 0) {
-    observer.warning(image_name + " has no bash: docker-setup.sh steps run with its /bin/sh instead, where "
-                                  "bash-only syntax ([[ ]], arrays, $'...') fails; use an image with bash to "
-                                  "avoid surprises");
-    return Shell::posix_sh;
-  }
+  if (out.rfind("sh-ok", 0) == 0) return no_bash();
   docker::ExecSpec bash_only;
   bash_only.cmd = {"bash", "-c", "true"};
   bash_only.user = "0";
@@ -295,6 +302,8 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
   }
 
   reap_build_containers(client);
+  // Declared first, so the namespace stays ours until the container is gone.
+  std::unique_ptr<BuildNetwork> network;
   BuildContainer container(client);
   std::vector<std::size_t> everytime_since_stage;
   std::string parent_key = last_cached == plan.steps.size() ? plan.base_image_id : plan.steps[last_cached].key;
@@ -344,11 +353,13 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       spec.labels[label::role] = "build";
       spec.labels[label::owner] = owner_id();
       spec.labels[label::computation] = options.computation;
+      if (!network) network = std::make_unique<BuildNetwork>(client, options.lock_dir, plan.base_image_id);
+      spec.network_mode = network->network_mode();
       if (!options.compdir.empty())
         spec.binds.push_back({options.compdir, options.compdir, docker::Access::read_only});
       container.set(client.create_container(spec), image);
       client.start_container(container.id());
-      container.shell = detect_shell(client, container.id(), plan.base_image, observer);
+      container.shell = detect_shell(client, container.id(), image, plan.base_image, observer);
     }
     for (auto e : everytime_since_stage) {
       const Step& every = *plan.steps[e].step;
@@ -390,11 +401,16 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
                      {label::computation, options.computation},
                      {label::lines, lines_label(step)},
                      {label::created, utc_now()},
+                     {label::shell, container.shell == Shell::bash ? "bash" : "sh"},
                      {label::owner, ""}};  // the build container's owner is not the image's
     commit.labels.insert(options.labels.begin(), options.labels.end());
     // Give the image back the base image's command, not the build container's sleep.
     if (!base.entrypoint.empty()) commit.entrypoint = base.entrypoint;
     commit.cmd = base.cmd;
+    // Init and sleep alone write nothing: no need to freeze them (pausing
+    // costs a third of a commit). A process the stage left may write, so
+    // then the snapshot is taken paused.
+    commit.pause = client.container_process_count(container.id()) > 2;
     image = client.commit(commit);
     container.set(container.release(), image);  // the container now holds this stage's state
     result.steps[i].status = StepStatus::built;
@@ -403,6 +419,20 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
     parent_key = planned.key;
   }
   result.image_id = image;
+  if (!container.id().empty()) {
+    // The container is done with: remove it in the background (with a
+    // client of its own, as the caller's may go first), keeping its network
+    // namespace ours until it is gone.
+    result.removal = std::async(std::launch::async, [address = client.address(), id = container.release(),
+                                                     held = std::move(network)]() mutable {
+      try {
+        docker::Client(address).remove_container(id, docker::Force::yes);
+      } catch (const std::exception&) {
+        // The next apply's reaper takes it.
+      }
+      held.reset();
+    });
+  }
   return result;
 }
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <future>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -40,6 +41,7 @@ inline constexpr const char* computation = "ce-run.computation";
 inline constexpr const char* lines = "ce-run.stage.lines";
 inline constexpr const char* created = "ce-run.stage.created";
 inline constexpr const char* owner = "ce-run.owner";  // host:pid:start-time of a build container's creator
+inline constexpr const char* shell = "ce-run.shell";  // the shell steps run with on a stage image: bash | sh
 }  // namespace label
 
 enum class StepStatus { cached, built, ran, planned, failed };
@@ -100,6 +102,9 @@ struct ApplyResult {
   std::string image_id;  // the last stage's image, or the base image
   std::string final_key;
   std::vector<StepResult> steps;  // one per step; everytime steps after the last stage stay "planned"
+  // The build container is removed while the caller goes on; destroying
+  // the result waits for that.
+  std::future<void> removal;
 };
 
 // A step that exited non-zero, during an apply or a run.
@@ -118,10 +123,12 @@ class StepFailed : public std::runtime_error {
 ApplyResult apply_stages(docker::Client& client, const SetupScript& script, const StagePlan& plan,
                          const ApplyOptions& options, StepObserver& observer);
 
-// The shell steps run with in a container: bash, or the image's sh with a
-// warning when it has no bash. Throws when it has neither.
-Shell detect_shell(docker::Client& client, const std::string& container, const std::string& image_name,
-                   StepObserver& observer);
+// The shell steps run with in a container made from `image_id`: bash, or
+// the image's sh with a warning when it has no bash. A stage image records
+// it in a label; other images are probed in the container. Throws when it
+// has neither.
+Shell detect_shell(docker::Client& client, const std::string& container, const std::string& image_id,
+                   const std::string& image_name, StepObserver& observer);
 
 // Runs one step in a running container as root; returns its exit code. The
 // last lines of its output are kept in `tail` for error messages.

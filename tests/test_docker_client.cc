@@ -123,8 +123,12 @@ TEST_CASE("create, start, exec, commit and remove round trip on busybox", "[dock
   CHECK(info.labels == f.labels());
 
   REQUIRE(f.exec(id, {"sh", "-c", "echo made-in-stage > /marker"}) == 0);
+  CHECK(f.client.container_process_count(id) == 2);  // init and sleep
+  REQUIRE(f.exec(id, {"sh", "-c", "sleep 600 >/dev/null 2>&1 &"}) == 0);
+  CHECK(f.client.container_process_count(id) == 3);  // and what the exec left behind
 
   CommitSpec commit;
+  commit.pause = false;
   commit.container = id;
   commit.repo = "ce-run-test/roundtrip";
   commit.tag = "stage-1";

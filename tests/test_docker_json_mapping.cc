@@ -145,6 +145,8 @@ TEST_CASE("exec state, version, ids and wait answers are read", "[json]") {
   auto v = json::parse_version(R"({"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"})");
   CHECK(v.api_version == "1.41");
   CHECK(json::parse_id(R"({"Id":"abc","Warnings":[]})") == "abc");
+  CHECK(json::parse_process_count(R"({"Titles":["PID","CMD"],"Processes":[["1","init"],["7","sleep"]]})") == 2);
+  CHECK(json::parse_process_count(R"({"Titles":[],"Processes":null})") == 0);
   CHECK(json::parse_wait_status(R"({"StatusCode":137,"Error":null})") == 137);
   REQUIRE_THROWS_WITH(json::parse_wait_status(R"({"StatusCode":0,"Error":{"Message":"boom"}})"),
                       "waiting for the container failed: boom");

@@ -96,6 +96,22 @@ TEST_CASE("error statuses carry the daemon's message", "[transport]") {
   }
 }
 
+TEST_CASE("the engine's version comes with its ping, and from /version only when the ping lacks it",
+          "[transport]") {
+  FakeEngine engine({{"HTTP/1.1 200 OK\r\nApi-Version: 1.43\r\nServer: Docker/24.0.7 (linux)\r\n"
+                      "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK"},
+                     {"HTTP/1.1 200 OK\r\nApi-Version: 1.40\r\nServer: Docker/19.03.1 (linux)\r\n"
+                      "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK"}});
+  Client client(EngineAddress::parse(engine.uri()));
+  auto v = client.check_engine();
+  CHECK(v.version == "24.0.7");
+  CHECK(v.api_version == "1.43");
+  CHECK(engine.request_lines() == std::vector<std::string>{"GET /_ping HTTP/1.1"});
+  CHECK_THROWS_WITH(client.check_engine(), "the Docker engine at " + engine.uri() +
+                                               " (version 19.03.1) speaks API 1.40, but ce-run needs API 1.41 or "
+                                               "newer (Docker 20.10+); upgrade the engine");
+}
+
 TEST_CASE("a tcp:// DOCKER_HOST is reached over TCP", "[transport]") {
   FakeEngine engine({{FakeEngine::ok("OK", "text/plain")},
                      {FakeEngine::ok(R"({"Version":"20.10.24","ApiVersion":"1.41"})")}},

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <memory>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,4 +44,17 @@ TEST_CASE("a lock's note reaches the next holder only when the holder did not re
   }
   ::close(ready[0]);
   ::close(ready[1]);
+}
+
+TEST_CASE("a lock taken without waiting is not held while another holds it", "[lock]") {
+  TempDir dir;
+  std::string path = dir.str() + "/b.lock";
+  auto first = std::make_unique<FileLock>(path);
+  // flock locks belong to the open file: a second open in this process
+  // contends like another process would.
+  FileLock busy(path, ce::stages::Wait::no);
+  CHECK_FALSE(busy.held());
+  first.reset();
+  FileLock free(path, ce::stages::Wait::no);
+  CHECK(free.held());
 }

@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "stages/build_network.h"
 #include "stages/stage_engine.h"
 #include "support/engine_fixture.h"
 
@@ -264,4 +266,52 @@ TEST_CASE("on debian:bookworm a stage installs a package with apt-get, and bash 
     CHECK(e.exit_code() == 127);
     CHECK_THAT(failing.output, Catch::Contains("docker-setup.sh: line 5: no-such-command: command not found"));
   }
+}
+
+TEST_CASE("build containers run in a holder's network namespace, one build per holder at a time",
+          "[docker][stages]") {
+  StageTest t;
+  auto mac_of = [&](const std::string& container) {
+    std::string out;
+    t.f.exec(container, {"cat", "/sys/class/net/eth0/address"}, &out);
+    return out;
+  };
+  const std::string stage = "next_stage && cat /sys/class/net/eth0/address > /mac";
+  Recorder r;
+  auto one = t.apply(stage + " && echo one\n", r);
+  auto holder = t.f.client.find_container(ce::stages::BuildNetwork::holder_name(0));
+  REQUIRE(holder);
+  CHECK(holder->state.running);
+  CHECK(holder->labels.at("ce-run.role") == "network");
+  CHECK(t.read(one.image_id, "/mac") == mac_of(holder->id));  // the holder's namespace
+  one.removal.wait();
+
+  // Two builds at once: each in a holder of its own.
+  Recorder a, b;
+  ApplyResult ra, rb;
+  std::thread other([&] { rb = t.apply(stage + " && sleep 1 && echo b\n", b); });
+  ra = t.apply(stage + " && sleep 1 && echo a\n", a);
+  other.join();
+  auto mac_a = t.read(ra.image_id, "/mac"), mac_b = t.read(rb.image_id, "/mac");
+  CHECK(mac_a != mac_b);
+  std::set<std::string> holders;
+  for (int k = 0; k < 2; ++k) holders.insert(mac_of(ce::stages::BuildNetwork::holder_name(k)));
+  CHECK(holders == std::set<std::string>{mac_a, mac_b});
+  ra.removal.wait();
+  rb.removal.wait();
+
+  // Idle holders go with gc; the next build makes one again.
+  using ce::stages::Removal;
+  CHECK(ce::stages::remove_idle_build_networks(t.f.client, t.locks.str(), Removal::dry_run) >= 2);
+  CHECK(ce::stages::remove_idle_build_networks(t.f.client, t.locks.str(), Removal::remove) >= 2);
+  CHECK_FALSE(t.f.client.find_container(ce::stages::BuildNetwork::holder_name(0)));
+  auto again = t.apply(stage + " && echo again\n", r);
+  again.removal.wait();
+  auto made = t.f.client.find_container(ce::stages::BuildNetwork::holder_name(0));
+  REQUIRE(made);
+  // Stopped (as by an engine restart): started again by the next build.
+  t.f.client.stop_container(made->id, 1);
+  auto restarted = t.apply(stage + " && echo restarted\n", r);
+  CHECK(t.f.client.inspect_container(made->id).state.running);
+  CHECK(t.read(restarted.image_id, "/mac") == mac_of(made->id));
 }
