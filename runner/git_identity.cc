@@ -3,8 +3,13 @@
 #include <algorithm>
 #include <boost/filesystem.hpp>
 #include <git2.h>
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
+#include <git2/sys/repository.h>
+#include <spdlog/spdlog.h>
 #include <memory>
 
+#include "runner/git_index_scan.h"
 #include "stages/stage_key.h"
 
 namespace ce::runner {
@@ -38,13 +43,93 @@ using Repository = std::unique_ptr<git_repository, Deleter<git_repository, git_r
 using Commit = std::unique_ptr<git_commit, Deleter<git_commit, git_commit_free>>;
 using Tree = std::unique_ptr<git_tree, Deleter<git_tree, git_tree_free>>;
 using TreeEntry = std::unique_ptr<git_tree_entry, Deleter<git_tree_entry, git_tree_entry_free>>;
-using StatusList = std::unique_ptr<git_status_list, Deleter<git_status_list, git_status_list_free>>;
 using Reference = std::unique_ptr<git_reference, Deleter<git_reference, git_reference_free>>;
 
 std::string hex(const git_oid* oid) {
   char text[GIT_OID_HEXSZ + 1] = {};
   git_oid_tostr(text, sizeof text, oid);
   return text;
+}
+
+using Index = std::unique_ptr<git_index, Deleter<git_index, git_index_free>>;
+using Diff = std::unique_ptr<git_diff, Deleter<git_diff, git_diff_free>>;
+
+// Whether the index's cache-tree root is valid and equals `head_root`.
+// git_index_write_tree_to returns the cached ID without writing when it is
+// valid; aimed at a scratch repository whose only object store is an empty
+// in-memory one, it cannot write to the user's repository either way.
+bool cache_tree_is(git_index* index, const git_oid* head_root) {
+  git_repository* scratch = nullptr;
+  git_odb* odb = nullptr;
+  git_odb_backend* mempack = nullptr;
+  bool equal = false;
+  if (git_repository_new(&scratch) == 0 && git_odb_new(&odb) == 0 && git_mempack_new(&mempack) == 0 &&
+      git_odb_add_backend(odb, mempack, 1) == 0) {
+    mempack = nullptr;  // the object store owns it now
+    git_repository_set_odb(scratch, odb);
+    git_oid root;
+    equal = git_index_write_tree_to(&root, index, scratch) == 0 && git_oid_equal(&root, head_root);
+  }
+  if (mempack) mempack->free(mempack);
+  git_odb_free(odb);
+  git_repository_free(scratch);
+  git_error_clear();
+  return equal;
+}
+
+// What differs between HEAD, the index and the work tree under COMPDIR:
+// repository-relative paths, possibly twice. What git_status_list_new
+// computes, but libgit2 only looks at what scan_index cannot prove clean
+// (git_index_scan.h).
+std::vector<std::string> dirty_paths(git_repository* repo, const std::string& subpath, git_tree* head_root,
+                                     const std::string& head_subtree, const fs::path& root) {
+  git_oid subtree;
+  git_oid_fromstr(&subtree, head_subtree.c_str());
+  IndexScan scan = scan_index(repo, subpath, subtree);
+  spdlog::debug("index scan: {}{}", scan.kind == IndexScan::Kind::clean     ? "clean"
+                                    : scan.kind == IndexScan::Kind::partial ? "partial, "
+                                                                            : "unknown, ",
+                scan.why);
+  std::vector<std::string> out;
+  if (scan.kind == IndexScan::Kind::clean) return out;
+  auto fail = [&]() -> std::vector<std::string> {
+    throw GitError("cannot read the status of " + root.string() + ": " + last_error());
+  };
+  git_index* index_raw = nullptr;
+  if (git_repository_index(&index_raw, repo) != 0) fail();
+  Index index(index_raw);
+  // git_status_list_new's flags for untracked files, recursively, without
+  // submodules; the pathspec is literal: COMPDIR, or the scan's paths.
+  git_diff_options options = GIT_DIFF_OPTIONS_INIT;
+  options.flags = GIT_DIFF_INCLUDE_TYPECHANGE | GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS |
+                  GIT_DIFF_IGNORE_SUBMODULES | GIT_DIFF_DISABLE_PATHSPEC_MATCH;
+  std::string compdir = subpath;
+  char* compdir_paths[] = {compdir.data()};
+  git_strarray compdir_spec = {compdir_paths, compdir.empty() ? 0u : 1u};
+  auto collect = [&](git_diff* diff) {
+    for (std::size_t i = 0, n = git_diff_num_deltas(diff); i < n; ++i) {
+      const git_diff_delta* d = git_diff_get_delta(diff, i);
+      out.push_back(d->new_file.path ? d->new_file.path : d->old_file.path);
+    }
+  };
+  bool partial = scan.kind == IndexScan::Kind::partial;
+  if (!(partial ? scan.index_matches_head : cache_tree_is(index.get(), git_tree_id(head_root)))) {
+    git_diff* raw = nullptr;
+    options.pathspec = compdir_spec;
+    if (git_diff_tree_to_index(&raw, repo, head_root, index.get(), &options) != 0) fail();
+    Diff diff(raw);
+    collect(diff.get());
+  }
+  std::vector<char*> listed;
+  for (std::string& p : scan.paths) listed.push_back(p.data());
+  options.pathspec = partial ? git_strarray{listed.data(), listed.size()} : compdir_spec;
+  if (!partial || !listed.empty()) {
+    git_diff* raw = nullptr;
+    if (git_diff_index_to_workdir(&raw, repo, index.get(), &options) != 0) fail();
+    Diff diff(raw);
+    collect(diff.get());
+  }
+  return out;
 }
 
 }  // namespace
@@ -100,29 +185,16 @@ GitIdentity identify(const std::string& compdir_path) {
     id.tree = hex(git_tree_entry_id(entry.get()));
   }
 
-  git_status_options options = GIT_STATUS_OPTIONS_INIT;
-  options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
-  options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
-                  GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
-  std::string pathspec = id.subpath.empty() ? std::string("*") : id.subpath;
-  char* paths[] = {pathspec.data()};
-  options.pathspec = {paths, 1};
-  git_status_list* status_raw = nullptr;
-  if (git_status_list_new(&status_raw, repo.get(), &options) != 0)
-    throw GitError("cannot read the status of " + root.string() + ": " + last_error());
-  StatusList status(status_raw);
   std::string content = id.tree;
-  for (std::size_t i = 0, n = git_status_list_entrycount(status.get()); i < n; ++i) {
-    const git_status_entry* entry = git_status_byindex(status.get(), i);
-    const git_diff_delta* delta = entry->index_to_workdir ? entry->index_to_workdir : entry->head_to_index;
-    if (!delta) continue;
-    std::string path = delta->new_file.path ? delta->new_file.path : delta->old_file.path;
+  for (const auto& path : dirty_paths(repo.get(), id.subpath, tree.get(), id.tree, root)) {
     if (!id.subpath.empty() && path.rfind(id.subpath + "/", 0) != 0) continue;
     std::string relative = id.subpath.empty() ? path : path.substr(id.subpath.size() + 1);
     if (relative == "docker-container" || relative.rfind("docker-container.", 0) == 0) continue;
     id.dirty_files.push_back(relative);
   }
   std::sort(id.dirty_files.begin(), id.dirty_files.end());
+  // A file both staged and changed again comes from both diffs.
+  id.dirty_files.erase(std::unique(id.dirty_files.begin(), id.dirty_files.end()), id.dirty_files.end());
   if (id.dirty_files.empty()) {
     id.content_tree = id.tree;
   } else {
