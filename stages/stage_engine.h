@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -140,5 +141,14 @@ void reap_build_containers(docker::Client& client);
 
 // "ce/<name>" made a valid repository name.
 std::string stage_repository(const std::string& computation);
+
+// Each stage image is also tagged "ce-run-stage:<key>": found by one
+// inspect rather than by listing images by label, which costs the engine a
+// scan of every image (about 10 ms). The labels stay the truth: an image
+// without the tag (an earlier ce-run's, or untagged by hand) is found by
+// them.
+inline constexpr const char* key_repository = "ce-run-stage";
+// The stage image of `key`, by its tag, else by its label; nullopt if none.
+std::optional<std::string> find_stage_image(docker::Client& client, const std::string& key);
 
 }  // namespace ce::stages

@@ -114,7 +114,16 @@ TEST_CASE("stages are built once, in order, and appending one runs only that one
   auto r3 = t.apply(two_stages + "next_stage && echo three >> /log\n", appended);
   CHECK(appended.started == std::vector<std::string>{"stage 3"});
   CHECK(t.read(r3.image_id, "/log") == "one\ntwo\nthree\n");
+  r3.removal.wait();  // the build container goes in the background
   CHECK(t.build_containers().empty());
+  // Found by its key's tag; and by its label once the tag is gone.
+  auto key = t.f.client.inspect_image(r3.image_id).labels.at(label::key);
+  CHECK(t.f.client.inspect_image(std::string(key_repository) + ":" + key).id == r3.image_id);
+  t.f.client.remove_image(std::string(key_repository) + ":" + key);  // untags only
+  CHECK(find_stage_image(t.f.client, key) == r3.image_id);
+  Recorder untagged;
+  t.apply(two_stages + "next_stage && echo three >> /log\n", untagged);
+  CHECK(untagged.started.empty());
 
   auto image = t.f.client.inspect_image(r3.image_id);
   CHECK(image.labels.at(label::number) == "3");
