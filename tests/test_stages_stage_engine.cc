@@ -324,3 +324,41 @@ TEST_CASE("build containers run in a holder's network namespace, one build per h
   CHECK(t.f.client.inspect_container(made->id).state.running);
   CHECK(t.read(restarted.image_id, "/mac") == mac_of(made->id));
 }
+
+TEST_CASE("an appended stage runs as its build container's own process, with its output and exit code",
+          "[docker][stages]") {
+  StageTest t;
+  // Exec'd steps have a parent outside the container (PPID 0); the
+  // container's own process is init's child (PPID 1).
+  const std::string two = "next_stage && echo $PPID > /ppid1\nnext_stage && echo $PPID > /ppid2\n";
+  Recorder first;
+  auto built = t.apply(two, first);
+  CHECK(t.read(built.image_id, "/ppid1") == "0\n");
+  CHECK(t.read(built.image_id, "/ppid2") == "0\n");
+
+  Recorder appended;
+  auto third = t.apply(two + "next_stage && echo $PPID > /ppid3 && echo to-out && echo to-err >&2 && "
+                             "echo \"stage $CE_STAGE\"\n",
+                       appended);
+  CHECK(appended.started == std::vector<std::string>{"stage 3"});
+  CHECK(t.read(third.image_id, "/ppid3") == "1\n");
+  // (stdout and stderr are separate streams: their order is not kept)
+  CHECK_THAT(appended.output, Catch::Contains("to-out\n") && Catch::Contains("to-err\n") &&
+                                  Catch::Contains("stage 3\n"));
+  CHECK(appended.output.size() == std::string("to-out\nto-err\nstage 3\n").size());
+  CHECK(t.f.client.inspect_image(third.image_id).labels.at(label::shell) == "sh");  // busybox
+  third.removal.wait();
+  CHECK(t.build_containers().empty());
+
+  Recorder failing;
+  try {
+    t.apply(two + "next_stage && echo about to fail && exit 4\n", failing);
+    FAIL("the apply succeeded");
+  } catch (const StepFailed& e) {
+    CHECK(e.exit_code() == 4);
+    CHECK(std::string(e.what()) ==
+          "stage 3 (docker-setup.sh:4) failed with exit code 4; its last lines:\n  | about to fail\n"
+          "the stages before it stay cached; fix it and run again");
+  }
+  CHECK(t.build_containers().empty());
+}
