@@ -190,6 +190,9 @@ ContainerInfo parse_container_info(const std::string& text) {
   if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
   info.image_id = get_string(o, "Image");
   info.created = get_string(o, "Created");
+  info.hosts_path = get_string(o, "HostsPath");
+  info.resolv_conf_path = get_string(o, "ResolvConfPath");
+  info.hostname_path = get_string(o, "HostnamePath");
   if (auto state = get_object(o, "State")) {
     info.state.status = get_string(state, "Status");
     info.state.running = get_bool(state, "Running");
@@ -295,6 +298,7 @@ ExecState parse_exec_state(const std::string& text) {
   state.running = get_bool(o, "Running");
   state.exit_code = static_cast<int>(get_int(o, "ExitCode"));
   state.pid = get_int(o, "Pid");
+  state.container_id = get_string(o, "ContainerID");
   return state;
 }
 

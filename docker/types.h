@@ -64,6 +64,8 @@ struct ContainerInfo {
   std::int64_t memory_bytes = 0;
   std::int64_t pids_limit = 0;
   bool init = false;
+  // The files the engine makes for the container, on its host.
+  std::string hosts_path, resolv_conf_path, hostname_path;
 };
 
 // An entry of GET /containers/json
@@ -114,7 +116,8 @@ struct ExecSpec {
 struct ExecState {
   bool running = false;
   int exit_code = 0;
-  std::int64_t pid = 0;
+  std::int64_t pid = 0;  // on the engine's host
+  std::string container_id;
 };
 
 // POST /commit: the new image's labels and config changes. Unset fields keep

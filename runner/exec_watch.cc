@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <poll.h>
 #include <sstream>
@@ -90,6 +91,13 @@ bool stop_leftover_exec(docker::Client& client, const std::string& note) {
     throw;
   }
   if (!state.running) return false;
+  // The engine's pid is a pid of its host: ours only when the engine is
+  // local, and the process must still be in the exec's container (pids are
+  // reused). Otherwise it is left alone.
+  if (client.address().kind != docker::EngineAddress::Kind::unix_socket || state.container_id.empty()) return false;
+  std::ifstream cgroup("/proc/" + std::to_string(state.pid) + "/cgroup");
+  std::string groups((std::istreambuf_iterator<char>(cgroup)), std::istreambuf_iterator<char>());
+  if (groups.find(state.container_id) == std::string::npos) return false;
   kill_process_tree(static_cast<long>(state.pid), SIGKILL);
   for (int i = 0; i < 100 && client.exec_state(exec_id).running; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -68,6 +68,7 @@ struct TreeSearch {
 
 const unsigned char* parse_tree_node(const unsigned char* p, const unsigned char* end, TreeSearch& search,
                                      std::size_t depth, bool on_path) {
+  if (depth > 4096) return nullptr;  // a hostile index must not exhaust the stack
   auto nul = static_cast<const unsigned char*>(std::memchr(p, 0, static_cast<std::size_t>(end - p)));
   if (!nul) return nullptr;
   std::string_view name(reinterpret_cast<const char*>(p), static_cast<std::size_t>(nul - p));
@@ -145,7 +146,7 @@ IndexScan scan_index(git_repository* repo, const std::string& subpath, const git
   end -= 20;  // the SHA-1 checksum
   const std::string prefix = subpath.empty() ? std::string() : subpath + "/";
   std::vector<Entry> entries;
-  entries.reserve(count);
+  entries.reserve(std::min<std::size_t>(count, data.size() / 62));  // a bogus count must not exhaust memory
   std::string names;
   names.reserve(data.size());
   std::string previous;  // version 4 compresses each path against the previous one
@@ -167,14 +168,20 @@ IndexScan scan_index(git_repository* repo, const std::string& subpath, const git
     const unsigned char* q = p + 62;
     if (flags & 0x4000) {
       if (version < 3) return unknown("extended flags in a version 2 index");
+      if (end - p < 64) return unknown("a truncated index");
       extended = be16(q);
       q += 2;
     }
     std::string_view path;
     if (version == 4) {
       // A varint (bytes to strip from the previous path), then the rest.
+      if (q >= end) return unknown("a truncated index");
       std::uint64_t strip = *q & 127;
-      while (*q++ & 128) strip = ((strip + 1) << 7) + (*q & 127);
+      while (*q & 128) {
+        if (++q >= end || strip > (std::uint64_t(1) << 40)) return unknown("a bad version 4 path");
+        strip = ((strip + 1) << 7) + (*q & 127);
+      }
+      if (++q >= end) return unknown("a truncated index");
       auto nul = static_cast<const unsigned char*>(std::memchr(q, 0, static_cast<std::size_t>(end - q)));
       if (!nul || strip > previous.size()) return unknown("a bad version 4 path");
       previous.resize(previous.size() - strip);
@@ -186,7 +193,9 @@ IndexScan scan_index(git_repository* repo, const std::string& subpath, const git
       if (!nul) return unknown("a bad path");
       path = std::string_view(reinterpret_cast<const char*>(q), static_cast<std::size_t>(nul - q));
       std::size_t length = static_cast<std::size_t>(q - p) + path.size();
-      p += (length + 8) & ~std::size_t(7);  // NUL-padded to a multiple of 8
+      std::size_t padded = (length + 8) & ~std::size_t(7);  // NUL-padded to a multiple of 8
+      if (padded > static_cast<std::size_t>(end - p)) return unknown("a truncated index");
+      p += padded;
     }
     if (path.compare(0, prefix.size(), prefix) != 0) continue;  // outside COMPDIR
     if (flags & 0x3000) return unknown("a merge conflict");
@@ -302,8 +311,8 @@ IndexScan scan_index(git_repository* repo, const std::string& subpath, const git
               static_cast<std::uint32_t>(st.st_gid) != e.gid)
             why = "changed: ";
           // Racy: not older than the index, so its stat data proves nothing.
-          else if (static_cast<std::int32_t>(e.mtime_s) > static_cast<std::int32_t>(index_stat.st_mtime) ||
-                   (static_cast<std::int32_t>(e.mtime_s) == static_cast<std::int32_t>(index_stat.st_mtime) &&
+          else if (e.mtime_s > static_cast<std::uint32_t>(index_stat.st_mtime) ||
+                   (e.mtime_s == static_cast<std::uint32_t>(index_stat.st_mtime) &&
                     static_cast<std::uint32_t>(index_stat.st_mtim.tv_nsec) <= e.mtime_ns))
             why = "racy: ";
         }

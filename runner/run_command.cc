@@ -614,8 +614,11 @@ int run_inner(const Command& command, Report& report) {
           watch.watch(id);
         });
   } catch (const docker::EngineError& e) {
-    if (e.kind() != docker::ErrorKind::unreachable) throw;
-    // The engine died under the command: its result is unknown.
+    // The engine died under the command (or was restarted, and has
+    // forgotten the exec): its result is unknown.
+    if (e.kind() != docker::ErrorKind::unreachable && e.kind() != docker::ErrorKind::no_such_exec &&
+        e.kind() != docker::ErrorKind::no_such_container)
+      throw;
     if (call) print_outputs(*call, *contract, "MISSING", report);
     throw std::runtime_error("the Docker engine at " + client.address().uri() +
                              " went away while the command ran, so its result is unknown" +

@@ -1,19 +1,50 @@
 #include "stages/build_network.h"
 
+#include <unistd.h>
+
 #include "stages/stage_engine.h"
+#include "stages/stage_key.h"
 
 namespace ce::stages {
 
 namespace {
 
-// The holder K's id, running; empty when it cannot be had.
-std::string ensure_holder(docker::Client& client, int k, const std::string& image) {
-  std::string name = BuildNetwork::holder_name(k);
+bool ours(const docker::ContainerInfo& info) {
+  auto role = info.labels.find(label::role);
+  return role != info.labels.end() && role->second == "network";
+}
+
+bool same(const struct stat& a, const struct stat& b) {
+  return a.st_ino == b.st_ino && a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
+         a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+// The holder's files, as they are now; empty when one cannot be seen (a
+// remote engine): then it is not used.
+std::vector<std::pair<std::string, struct stat>> holder_files(const docker::ContainerInfo& info) {
+  std::vector<std::pair<std::string, struct stat>> files;
+  for (const auto& path : {info.hosts_path, info.resolv_conf_path, info.hostname_path}) {
+    struct stat st {};
+    if (path.empty() || ::stat(path.c_str(), &st) != 0) return {};
+    files.emplace_back(path, st);
+  }
+  return files;
+}
+
+// Holder K, running and fit to use; nullopt when it cannot be had.
+std::optional<docker::ContainerInfo> ensure_holder(docker::Client& client, const std::string& name,
+                                                   const std::string& image) {
   if (auto info = client.find_container(name)) {
-    auto role = info->labels.find(label::role);
-    if (role == info->labels.end() || role->second != "network") return {};  // someone else's
-    if (!info->state.running) client.start_container(info->id);
-    return info->id;
+    if (!ours(*info)) return std::nullopt;
+    // Made before the host's name servers changed: its resolv.conf is stale.
+    struct stat host {}, held {};
+    bool stale = ::stat("/etc/resolv.conf", &host) == 0 && ::stat(info->resolv_conf_path.c_str(), &held) == 0 &&
+                 host.st_mtim.tv_sec > held.st_mtim.tv_sec;
+    if (!stale) {
+      if (!info->state.running) client.start_container(info->id);
+      return info;
+    }
+    client.remove_container(info->id, docker::Force::yes);
   }
   docker::ContainerSpec spec;
   spec.name = name;
@@ -29,22 +60,47 @@ std::string ensure_holder(docker::Client& client, int k, const std::string& imag
     client.remove_container(id, docker::Force::yes);
     throw;
   }
-  return id;
+  return client.inspect_container(id);
 }
 
 }  // namespace
 
-BuildNetwork::BuildNetwork(docker::Client& client, const std::string& lock_dir, const std::string& image) {
+std::string BuildNetwork::holder_name(const std::string& lock_dir, int k) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return "ce-run-network-" + sha256_hex(std::string(host) + "\n" + lock_dir).substr(0, 8) + "-" + std::to_string(k);
+}
+
+BuildNetwork::BuildNetwork(docker::Client& client, const std::string& lock_dir, const std::string& image)
+    : engine_(client.address()) {
+  if (engine_.kind != docker::EngineAddress::Kind::unix_socket) return;
   for (int k = 0; k < holders; ++k) {
     auto lock = std::make_unique<FileLock>(lock_path(lock_dir, k), Wait::no);
     if (!lock->held()) continue;
     try {
-      std::string id = ensure_holder(client, k, image);
-      if (id.empty()) continue;
-      mode_ = "container:" + id;
+      auto holder = ensure_holder(client, holder_name(lock_dir, k), image);
+      if (!holder) continue;
+      files_ = holder_files(*holder);
+      if (files_.empty()) return;
+      holder_ = holder->id;
+      mode_ = "container:" + holder->id;
       lock_ = std::move(lock);
     } catch (const docker::EngineError&) {
       // No shared namespace then: the build gets one of its own.
+    }
+    return;
+  }
+}
+
+BuildNetwork::~BuildNetwork() {
+  if (holder_.empty()) return;
+  for (const auto& [path, before] : files_) {
+    struct stat now {};
+    if (::stat(path.c_str(), &now) == 0 && same(before, now)) continue;
+    // A build changed what later builds would see: start them afresh.
+    try {
+      docker::Client(engine_).remove_container(holder_, docker::Force::yes);
+    } catch (const std::exception&) {
     }
     return;
   }
@@ -55,10 +111,8 @@ int remove_idle_build_networks(docker::Client& client, const std::string& lock_d
   for (int k = 0; k < BuildNetwork::holders; ++k) {
     FileLock lock(BuildNetwork::lock_path(lock_dir, k), Wait::no);
     if (!lock.held()) continue;
-    auto info = client.find_container(BuildNetwork::holder_name(k));
-    if (!info) continue;
-    auto role = info->labels.find(label::role);
-    if (role == info->labels.end() || role->second != "network") continue;
+    auto info = client.find_container(BuildNetwork::holder_name(lock_dir, k));
+    if (!info || !ours(*info)) continue;
     if (removal == Removal::remove) client.remove_container(info->id, docker::Force::yes);
     ++removed;
   }

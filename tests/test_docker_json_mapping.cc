@@ -98,6 +98,7 @@ TEST_CASE("label filters list key=value pairs", "[json]") {
 TEST_CASE("a container description is read, missing and null members tolerated", "[json]") {
   auto info = json::parse_container_info(R"({
     "Id": "4fa6e0f0c678", "Name": "/ce-hello", "Image": "sha256:3f89", "Created": "2026-11-23T10:00:00Z",
+    "HostsPath": "/var/lib/docker/containers/4fa6/hosts", "ResolvConfPath": "/r", "HostnamePath": "/h",
     "State": {"Status": "exited", "Running": false, "ExitCode": 3, "Pid": 0},
     "Config": {"Labels": {"ce-run.commit": "abc"}, "Env": ["A=1"], "WorkingDir": "", "User": null},
     "HostConfig": {"NetworkMode": "none", "Memory": 1048576, "Init": true, "NanoCpus": null},
@@ -107,6 +108,9 @@ TEST_CASE("a container description is read, missing and null members tolerated",
     "SomethingNewer": {"x": 1}})");
   CHECK(info.id == "4fa6e0f0c678");
   CHECK(info.name == "ce-hello");
+  CHECK(info.hosts_path == "/var/lib/docker/containers/4fa6/hosts");
+  CHECK(info.resolv_conf_path == "/r");
+  CHECK(info.hostname_path == "/h");
   CHECK(info.state.status == "exited");
   CHECK(info.state.exit_code == 3);
   CHECK_FALSE(info.state.running);
@@ -139,8 +143,9 @@ TEST_CASE("image and container lists are read", "[json]") {
 }
 
 TEST_CASE("exec state, version, ids and wait answers are read", "[json]") {
-  auto exec = json::parse_exec_state(R"({"Running":false,"ExitCode":7,"Pid":1234})");
+  auto exec = json::parse_exec_state(R"({"Running":false,"ExitCode":7,"Pid":1234,"ContainerID":"c0ffee"})");
   CHECK(exec.exit_code == 7);
+  CHECK(exec.container_id == "c0ffee");
   CHECK(exec.pid == 1234);
   auto v = json::parse_version(R"({"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"})");
   CHECK(v.api_version == "1.41");

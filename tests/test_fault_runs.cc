@@ -26,7 +26,8 @@ namespace fs = boost::filesystem;
 namespace {
 
 void wait_for_file(const fs::path& file) {
-  for (int i = 0; i < 400 && !fs::exists(file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // (generous: it may wait for a stage build on a loaded machine)
+  for (int i = 0; i < 1200 && !fs::exists(file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   REQUIRE(fs::exists(file));
 }
 

@@ -179,3 +179,30 @@ TEST_CASE("the index scan proves a clean tree clean and names what changed", "[g
   CHECK_FALSE(scan("comp").index_matches_head);
   CHECK(scan("d15").kind == IndexScan::Kind::clean);  // the changes are elsewhere
 }
+
+TEST_CASE("a truncated or corrupt index is refused or left to libgit2, never read out of bounds", "[git]") {
+  TempDir dir;
+  make_base(dir.path());
+  for (const char* version : {"2", "4"}) {
+    sh(dir.path(), std::string("git update-index --index-version ") + version);
+    std::string good = slurp((dir.path() / ".git/index").string());
+    std::vector<std::string> damaged;
+    for (std::size_t cut : {0ul, 5ul, 12ul, 40ul, 62ul, 63ul, 100ul, good.size() / 2, good.size() - 21, good.size() - 1})
+      damaged.push_back(good.substr(0, std::min(cut, good.size())));
+    for (std::size_t at : {12ul, 60ul, 61ul, 70ul, good.size() / 3, good.size() - 30}) {
+      std::string flipped = good;
+      for (std::size_t i = at; i < std::min(at + 8, flipped.size()); ++i) flipped[i] = static_cast<char>(0xff);
+      damaged.push_back(flipped);
+    }
+    for (const auto& index : damaged) {
+      INFO("version " << version << ", " << index.size() << " bytes");
+      std::ofstream((dir.path() / ".git/index").string(), std::ios::binary | std::ios::trunc) << index;
+      try {
+        identify((dir.path() / "comp").string());
+      } catch (const GitError& e) {
+        CHECK_THAT(e.what(), Catch::StartsWith("cannot read the status of "));
+      }
+    }
+    std::ofstream((dir.path() / ".git/index").string(), std::ios::binary | std::ios::trunc) << good;
+  }
+}

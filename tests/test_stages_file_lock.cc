@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +43,9 @@ TEST_CASE("a lock's note reaches the next holder only when the holder did not re
     FileLock next(path);  // not blocked by the dead holder
     CHECK(next.previous_note() == "exec host abcdef\n");
     next.set_note("short\n");  // a shorter note replaces it whole
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text == "short\n");
   }
   ::close(ready[0]);
   ::close(ready[1]);

@@ -48,6 +48,13 @@ struct Recorder : StepObserver {
 struct StageTest {
   EngineFixture f;
   TempDir locks;
+  // The build network holders of this test's lock directory go with it.
+  ~StageTest() {
+    try {
+      remove_idle_build_networks(f.client, locks.str(), Removal::remove);
+    } catch (const std::exception&) {
+    }
+  }
   std::string base = "busybox:latest";
   // A marker that makes this test's keys its own.
   std::string marker = "MARK=" + f.labels().begin()->second + "\n";
@@ -288,7 +295,7 @@ TEST_CASE("build containers run in a holder's network namespace, one build per h
   const std::string stage = "next_stage && cat /sys/class/net/eth0/address > /mac";
   Recorder r;
   auto one = t.apply(stage + " && echo one\n", r);
-  auto holder = t.f.client.find_container(ce::stages::BuildNetwork::holder_name(0));
+  auto holder = t.f.client.find_container(ce::stages::BuildNetwork::holder_name(t.locks.str(), 0));
   REQUIRE(holder);
   CHECK(holder->state.running);
   CHECK(holder->labels.at("ce-run.role") == "network");
@@ -304,7 +311,7 @@ TEST_CASE("build containers run in a holder's network namespace, one build per h
   auto mac_a = t.read(ra.image_id, "/mac"), mac_b = t.read(rb.image_id, "/mac");
   CHECK(mac_a != mac_b);
   std::set<std::string> holders;
-  for (int k = 0; k < 2; ++k) holders.insert(mac_of(ce::stages::BuildNetwork::holder_name(k)));
+  for (int k = 0; k < 2; ++k) holders.insert(mac_of(ce::stages::BuildNetwork::holder_name(t.locks.str(), k)));
   CHECK(holders == std::set<std::string>{mac_a, mac_b});
   ra.removal.wait();
   rb.removal.wait();
@@ -313,16 +320,26 @@ TEST_CASE("build containers run in a holder's network namespace, one build per h
   using ce::stages::Removal;
   CHECK(ce::stages::remove_idle_build_networks(t.f.client, t.locks.str(), Removal::dry_run) >= 2);
   CHECK(ce::stages::remove_idle_build_networks(t.f.client, t.locks.str(), Removal::remove) >= 2);
-  CHECK_FALSE(t.f.client.find_container(ce::stages::BuildNetwork::holder_name(0)));
+  CHECK_FALSE(t.f.client.find_container(ce::stages::BuildNetwork::holder_name(t.locks.str(), 0)));
   auto again = t.apply(stage + " && echo again\n", r);
   again.removal.wait();
-  auto made = t.f.client.find_container(ce::stages::BuildNetwork::holder_name(0));
+  auto made = t.f.client.find_container(ce::stages::BuildNetwork::holder_name(t.locks.str(), 0));
   REQUIRE(made);
   // Stopped (as by an engine restart): started again by the next build.
   t.f.client.stop_container(made->id, 1);
   auto restarted = t.apply(stage + " && echo restarted\n", r);
   CHECK(t.f.client.inspect_container(made->id).state.running);
   CHECK(t.read(restarted.image_id, "/mac") == mac_of(made->id));
+  restarted.removal.wait();
+  CHECK(t.f.client.find_container(made->id));  // builds that leave its files alone keep it
+
+  // A stage that edits /etc/hosts edits the holder's: the holder goes, so
+  // the next build does not see the edit.
+  auto edited = t.apply("next_stage && echo '10.9.9.9 edited' >> /etc/hosts\n", r);
+  edited.removal.wait();
+  CHECK_FALSE(t.f.client.find_container(made->id));
+  auto after = t.apply("next_stage && cat /etc/hosts > /hosts-seen\n", r);
+  CHECK_FALSE(Catch::Contains("edited").match(t.read(after.image_id, "/hosts-seen")));
 }
 
 TEST_CASE("an appended stage runs as its build container's own process, with its output and exit code",
