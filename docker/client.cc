@@ -182,8 +182,7 @@ Client::Response Client::request(const std::string& method, const std::string& p
 
 void Client::request_stream(const std::string& method, const std::string& path,
                             const std::string& body,
-                            const std::function<void(std::string_view)>& on_bytes,
-                            const std::function<void()>& on_open) {
+                            const std::function<void(std::string_view)>& on_bytes) {
   const std::string uri = std::string("/v") + api_version + path;
   const std::string endpoint = method + " " + uri;
   std::unique_ptr<Connection> connection;
@@ -208,7 +207,6 @@ void Client::request_stream(const std::string& method, const std::string& path,
       Poco::StreamCopier::copyToString(in, text);
       throw error_from_response(http_response.getStatus(), endpoint, json::parse_error_message(text));
     }
-    if (on_open) on_open();
     char buffer[16384];
     for (;;) {
       // peek() blocks until some bytes are there; readsome() takes just those,
@@ -390,13 +388,6 @@ void Client::remove_container(const std::string& id, Force force) {
 std::string Client::create_exec(const std::string& container, const ExecSpec& spec) {
   return json::parse_id(
       request("POST", "/containers/" + path_escape(container) + "/exec", json::exec_create_body(spec)).body);
-}
-
-void Client::attach_output(const std::string& id, const OutputSink& sink, const std::function<void()>& on_attached) {
-  StreamDemux demux(sink);
-  request_stream("POST", "/containers/" + path_escape(id) + "/attach?stream=1&stdout=1&stderr=1", {},
-                 [&](std::string_view bytes) { demux.feed(bytes); }, on_attached);
-  demux.finish();
 }
 
 void Client::start_exec(const std::string& exec_id, const OutputSink& sink) {

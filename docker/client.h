@@ -98,11 +98,6 @@ class Client {
   int run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink,
                const std::function<void(const std::string&)>& on_created = {});
 
-  // Streams a container's stdout and stderr until it stops (POST
-  // /containers/{id}/attach, without a TTY). `on_attached` runs once the
-  // engine has attached, so that a container started then loses no output.
-  void attach_output(const std::string& id, const OutputSink& sink, const std::function<void()>& on_attached);
-
   // Tells a TTY exec its terminal's size.
   void resize_exec(const std::string& exec_id, int rows, int columns);
 
@@ -124,8 +119,7 @@ class Client {
   // `on_bytes` as it arrives. Error statuses throw with the daemon's message.
   void request_stream(const std::string& method, const std::string& path,
                       const std::string& body,
-                      const std::function<void(std::string_view)>& on_bytes,
-                      const std::function<void()>& on_open = {});
+                      const std::function<void(std::string_view)>& on_bytes);
   std::unique_ptr<Connection> acquire();
   void release(std::unique_ptr<Connection> connection);
   [[noreturn]] void throw_transport_error(const std::string& endpoint, int error_code,

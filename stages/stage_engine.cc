@@ -9,8 +9,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <future>
-#include <thread>
 #include <sstream>
 #include <unistd.h>
 
@@ -251,50 +249,26 @@ StagePlan plan_stages(docker::Client& client, const SetupScript& script, const s
   return plan;
 }
 
-namespace {
-
-Shell no_bash(const std::string& image_name, StepObserver& observer) {
-  observer.warning(image_name + " has no bash: docker-setup.sh steps run with its /bin/sh instead, where "
-                                "bash-only syntax ([[ ]], arrays, $'...') fails; use an image with bash to "
-                                "avoid surprises");
-  return Shell::posix_sh;
-}
-
-// The shell a stage image records; nullopt for other images.
-std::optional<Shell> recorded_shell(docker::Client& client, const std::string& image_id,
-                                    const std::string& image_name, StepObserver& observer) {
-  auto image = client.find_image(image_id);
-  if (!image) return std::nullopt;
-  auto recorded = image->labels.find(label::shell);
-  if (recorded == image->labels.end()) return std::nullopt;
-  if (recorded->second == "bash") return Shell::bash;
-  if (recorded->second == "sh") return no_bash(image_name, observer);
-  return std::nullopt;
-}
-
-// `shell -c PROGRAM docker-setup.sh`, so that bash's messages and $LINENO
-// give the file's lines.
-std::vector<std::string> step_command(const SetupScript& script, const Step& step, Shell shell) {
-  std::string program = step_program(script, step);
-  if (program.size() > max_program_size)
-    throw std::runtime_error(script.origin + " is too large to run (" + std::to_string(program.size() / 1024) +
-                             " KiB; at most " + std::to_string(max_program_size / 1024) +
-                             " KiB): move long parts into scripts the steps call");
-  return {shell == Shell::bash ? "bash" : "sh", "-c", program, script.origin};
-}
-
-}  // namespace
-
 Shell detect_shell(docker::Client& client, const std::string& container, const std::string& image_id,
                    const std::string& image_name, StepObserver& observer) {
-  if (auto shell = recorded_shell(client, image_id, image_name, observer)) return *shell;
+  auto no_bash = [&] {
+    observer.warning(image_name + " has no bash: docker-setup.sh steps run with its /bin/sh instead, where "
+                                  "bash-only syntax ([[ ]], arrays, $'...') fails; use an image with bash to "
+                                  "avoid surprises");
+    return Shell::posix_sh;
+  };
+  if (auto image = client.find_image(image_id)) {
+    auto recorded = image->labels.find(label::shell);
+    if (recorded != image->labels.end() && recorded->second == "bash") return Shell::bash;
+    if (recorded != image->labels.end() && recorded->second == "sh") return no_bash();
+  }
   docker::ExecSpec probe;
   probe.cmd = {"sh", "-c", "echo sh-ok; command -v bash >/dev/null 2>&1"};
   probe.user = "0";
   std::string out;
   int code = client.run_exec(container, probe, [&](docker::StreamKind, std::string_view b) { out.append(b); });
   if (code == 0) return Shell::bash;
-  if (out.rfind("sh-ok", 0) == 0) return no_bash(image_name, observer);
+  if (out.rfind("sh-ok", 0) == 0) return no_bash();
   docker::ExecSpec bash_only;
   bash_only.cmd = {"bash", "-c", "true"};
   bash_only.user = "0";
@@ -305,8 +279,13 @@ Shell detect_shell(docker::Client& client, const std::string& container, const s
 
 int run_step(docker::Client& client, const std::string& container, const SetupScript& script, const Step& step,
              Shell shell, const std::vector<std::string>& env, StepObserver& observer, std::string* tail) {
+  std::string program = step_program(script, step);
+  if (program.size() > max_program_size)
+    throw std::runtime_error(script.origin + " is too large to run (" + std::to_string(program.size() / 1024) +
+                             " KiB; at most " + std::to_string(max_program_size / 1024) +
+                             " KiB): move long parts into scripts the steps call");
   docker::ExecSpec spec;
-  spec.cmd = step_command(script, step, shell);
+  spec.cmd = {shell == Shell::bash ? "bash" : "sh", "-c", program, script.origin};
   spec.env = env;
   spec.env.push_back("CE_STAGE=" + std::to_string(step.stage_number));
   spec.user = "0";
@@ -343,55 +322,6 @@ void reap_build_containers(docker::Client& client) {
     }
   }
 }
-
-namespace {
-
-// Starts a created container whose command is the step, streaming its
-// output, and returns the step's exit code when it has stopped.
-int run_own_process(docker::Client& client, const std::string& container, const Step& step, StepObserver& observer,
-                    std::string* tail) {
-  Tail last;
-  std::promise<bool> attached;  // false: the attach failed
-  std::exception_ptr failure;   // read only after the join
-  // Attached before it starts, so that no output is lost.
-  std::thread reader([&] {
-    bool told = false;
-    try {
-      client.attach_output(
-          container,
-          [&](docker::StreamKind stream, std::string_view bytes) {
-            last.add(bytes);
-            observer.step_output(step, stream, bytes);
-          },
-          [&] {
-            told = true;
-            attached.set_value(true);
-          });
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (!told) attached.set_value(false);
-  });
-  if (attached.get_future().get()) {
-    try {
-      client.start_container(container);
-    } catch (...) {
-      // Ends the attach stream, so the reader ends too.
-      try {
-        client.remove_container(container, docker::Force::yes);
-      } catch (const std::exception&) {
-      }
-      reader.join();
-      throw;
-    }
-  }
-  reader.join();
-  if (failure) std::rethrow_exception(failure);
-  if (tail) *tail = last.text();
-  return client.wait_container(container);
-}
-
-}  // namespace
 
 ApplyResult apply_stages(docker::Client& client, const SetupScript& script, const StagePlan& plan,
                          const ApplyOptions& options, StepObserver& observer) {
@@ -460,9 +390,12 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       parent_key = planned.key;
       continue;
     }
-    auto build_spec = [&] {
+    if (container.id().empty() || container.image() != image) {
+      container.remove();
       docker::ContainerSpec spec;
       spec.image = image;
+      spec.entrypoint = {"sleep"};
+      spec.cmd = {"2147483647"};
       spec.init = true;
       spec.labels = options.labels;
       spec.labels[label::role] = "build";
@@ -476,22 +409,6 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       }
       if (!options.compdir.empty())
         spec.binds.push_back({options.compdir, options.compdir, docker::Access::read_only});
-      return spec;
-    };
-    // Appending a stage, the daily case: the only stage to build, nothing to
-    // run before it in the build, and its parent records its shell. Then the
-    // stage is the build container's own process, started from its parent
-    // image as a cached rebuild would be: no exec, and a commit of a
-    // stopped container needs no pause.
-    std::optional<Shell> own_process_shell;
-    if (container.id().empty() && everytime_since_stage.empty() && i == last_stage &&
-        options.keep == KeepBuildContainer::no)
-      own_process_shell = recorded_shell(client, image, plan.base_image, observer);
-    if (!own_process_shell && (container.id().empty() || container.image() != image)) {
-      container.remove();
-      docker::ContainerSpec spec = build_spec();
-      spec.entrypoint = {"sleep"};
-      spec.cmd = {"2147483647"};
       container.set(client.create_container(spec), image);
       client.start_container(container.id());
       container.shell = detect_shell(client, container.id(), image, plan.base_image, observer);
@@ -516,21 +433,7 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
     observer.step_started(step, StepStatus::built);
     auto start = std::chrono::steady_clock::now();
     std::string tail;
-    int code = 0;
-    if (own_process_shell) {
-      container.shell = *own_process_shell;
-      docker::ContainerSpec spec = build_spec();
-      auto command = step_command(script, step, container.shell);
-      spec.entrypoint = {command.front()};
-      spec.cmd.assign(command.begin() + 1, command.end());
-      spec.env = options.env;
-      spec.env.push_back("CE_STAGE=" + std::to_string(step.stage_number));
-      spec.user = "0";
-      container.set(client.create_container(spec), image);
-      code = run_own_process(client, container.id(), step, observer, &tail);
-    } else {
-      code = run_step(client, container.id(), script, step, container.shell, options.env, observer, &tail);
-    }
+    int code = run_step(client, container.id(), script, step, container.shell, options.env, observer, &tail);
     if (code != 0) {
       result.steps[i].status = StepStatus::failed;
       result.steps[i].seconds = seconds_since(start);
@@ -559,7 +462,7 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
     // Init and sleep alone write nothing: no need to freeze them (pausing
     // costs a third of a commit). A process the stage left may write, so
     // then the snapshot is taken paused.
-    commit.pause = !own_process_shell && process_count(client, container.id()) > 2;
+    commit.pause = process_count(client, container.id()) > 2;
     image = client.commit(commit);
     client.tag_image(image, key_repository, planned.key);  // under the stage's lock: see find_stage_image
     container.set(container.release(), image);  // the container now holds this stage's state

@@ -1,9 +1,6 @@
 // The Engine API client against the real engine (scripts/start-docker).
 #include <catch2/catch.hpp>
 
-#include <future>
-#include <thread>
-
 #include <boost/filesystem.hpp>
 #include <fstream>
 #include <grp.h>
@@ -310,26 +307,4 @@ TEST_CASE("debian:bookworm from make-base-images can apt-get install a package",
   INFO(err);
   CHECK(code == 0);
   CHECK(out == "Hello, world!\n");
-}
-
-TEST_CASE("attaching before the start gets a container's whole output, then its exit code", "[docker]") {
-  EngineFixture f;
-  ContainerSpec spec;
-  spec.image = "busybox:latest";
-  spec.cmd = {"sh", "-c", "echo first; echo to-err >&2; echo last; exit 3"};
-  auto id = f.create(spec);
-  std::string out, err;
-  std::promise<void> attached;
-  std::thread reader([&] {
-    f.client.attach_output(
-        id,
-        [&](StreamKind kind, std::string_view bytes) { (kind == StreamKind::stderr_stream ? err : out).append(bytes); },
-        [&] { attached.set_value(); });
-  });
-  attached.get_future().wait();
-  f.client.start_container(id);
-  reader.join();
-  CHECK(out == "first\nlast\n");
-  CHECK(err == "to-err\n");
-  CHECK(f.client.wait_container(id) == 3);
 }
