@@ -181,28 +181,39 @@ TEST_CASE("the index scan proves a clean tree clean and names what changed", "[g
 }
 
 TEST_CASE("a truncated or corrupt index is refused or left to libgit2, never read out of bounds", "[git]") {
+  // The scan alone: libgit2 1.5 itself leaks on some corrupt indexes, which
+  // would fail the sanitizer pass for a fault not ours.
   TempDir dir;
   make_base(dir.path());
+  auto tree = [&] { return identify((dir.path() / "comp").string()).tree; }();
+  git_oid subtree;
+  git_oid_fromstr(&subtree, tree.c_str());
+  git_libgit2_init();
+  git_repository* repo = nullptr;
+  REQUIRE(git_repository_open(&repo, dir.str().c_str()) == 0);
   for (const char* version : {"2", "4"}) {
     sh(dir.path(), std::string("git update-index --index-version ") + version);
     std::string good = slurp((dir.path() / ".git/index").string());
-    std::vector<std::string> damaged;
-    for (std::size_t cut : {0ul, 5ul, 12ul, 40ul, 62ul, 63ul, 100ul, good.size() / 2, good.size() - 21, good.size() - 1})
-      damaged.push_back(good.substr(0, std::min(cut, good.size())));
+    auto scan_with = [&](const std::string& index) {
+      std::ofstream((dir.path() / ".git/index").string(), std::ios::binary | std::ios::trunc) << index;
+      return scan_index(repo, "comp", subtree).kind;
+    };
+    // Cut short: never clean (what it cannot read, libgit2 judges).
+    for (std::size_t cut : {0ul, 5ul, 12ul, 40ul, 62ul, 63ul, 100ul, good.size() / 2, good.size() - 21, good.size() - 1}) {
+      INFO("version " << version << ", cut at " << cut);
+      CHECK(scan_with(good.substr(0, std::min(cut, good.size()))) != IndexScan::Kind::clean);
+    }
+    // Bytes overwritten: read within bounds whatever they say (the sanitizer
+    // pass checks). Like git, the scan does not verify the checksum, so a
+    // flip where nothing is compared (an object ID, the checksum) may pass.
     for (std::size_t at : {12ul, 60ul, 61ul, 70ul, good.size() / 3, good.size() - 30}) {
       std::string flipped = good;
       for (std::size_t i = at; i < std::min(at + 8, flipped.size()); ++i) flipped[i] = static_cast<char>(0xff);
-      damaged.push_back(flipped);
+      scan_with(flipped);
     }
-    for (const auto& index : damaged) {
-      INFO("version " << version << ", " << index.size() << " bytes");
-      std::ofstream((dir.path() / ".git/index").string(), std::ios::binary | std::ios::trunc) << index;
-      try {
-        identify((dir.path() / "comp").string());
-      } catch (const GitError& e) {
-        CHECK_THAT(e.what(), Catch::StartsWith("cannot read the status of "));
-      }
-    }
+    CHECK(scan_with(good) == IndexScan::Kind::clean);
     std::ofstream((dir.path() / ".git/index").string(), std::ios::binary | std::ios::trunc) << good;
   }
+  git_repository_free(repo);
+  git_libgit2_shutdown();
 }
