@@ -195,13 +195,6 @@ std::optional<std::string> find_tagged_stage(docker::Client& client, const std::
 }
 }  // namespace
 
-std::optional<std::string> find_stage_image(docker::Client& client, const std::string& key) {
-  if (auto id = find_tagged_stage(client, key)) return id;
-  auto listed = client.list_images({{label::role, "stage"}, {label::key, key}});
-  if (listed.empty()) return std::nullopt;
-  return listed.front().id;
-}
-
 StagePlan plan_stages(docker::Client& client, const SetupScript& script, const std::string& base_image,
                       const KeyInputs& inputs) {
   StagePlan plan;
@@ -218,7 +211,8 @@ StagePlan plan_stages(docker::Client& client, const SetupScript& script, const s
       break;
     }
   }
-  if (images.empty() && !keys.empty()) {
+  const bool found_by_label = images.empty() && !keys.empty();
+  if (found_by_label) {
     for (const auto& image : client.list_images({{label::role, "stage"}, {label::key, ""}})) {
       auto it = image.labels.find(label::key);
       if (it != image.labels.end()) images.emplace(it->second, image.id);
@@ -237,6 +231,16 @@ StagePlan plan_stages(docker::Client& client, const SetupScript& script, const s
       }
     }
     plan.steps.push_back(p);
+  }
+  // Found by label only (an earlier ce-run's image, or its tag removed):
+  // tag it, so the next plan finds it with one request.
+  for (const auto& p : plan.steps) {
+    if (!found_by_label || p.step->kind != StepKind::stage || p.step->stage_number != last_cached) continue;
+    try {
+      client.tag_image(p.image_id, key_repository, p.key);
+    } catch (const docker::EngineError&) {
+      // Only slower next time.
+    }
   }
   plan.final_image_id = inputs.base_image_id;
   for (auto& p : plan.steps) {
@@ -379,8 +383,9 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       continue;
     }
     FileLock lock(options.lock_dir + "/stage-" + planned.key + ".lock");
-    // Built meanwhile by another process?
-    if (auto built = find_stage_image(client, planned.key)) {
+    // Built meanwhile by another process? (It tagged the image before it
+    // let the lock go.)
+    if (auto built = find_tagged_stage(client, planned.key)) {
       image = *built;
       container.remove();
       for (auto e : everytime_since_stage) result.steps[e].status = StepStatus::cached;
@@ -464,7 +469,7 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
     // then the snapshot is taken paused.
     commit.pause = process_count(client, container.id()) > 2;
     image = client.commit(commit);
-    client.tag_image(image, key_repository, planned.key);  // under the stage's lock: see find_stage_image
+    client.tag_image(image, key_repository, planned.key);  // before the lock goes: see "built meanwhile"
     container.set(container.release(), image);  // the container now holds this stage's state
     result.steps[i].status = StepStatus::built;
     result.steps[i].seconds = seconds_since(start);

@@ -144,11 +144,9 @@ std::string stage_repository(const std::string& computation);
 
 // Each stage image is also tagged "ce-run-stage:<key>": found by one
 // inspect rather than by listing images by label, which costs the engine a
-// scan of every image (about 10 ms). The labels stay the truth: an image
-// without the tag (an earlier ce-run's, or untagged by hand) is found by
-// them.
+// scan of every image (about 10 ms). The labels stay the truth: when no
+// stage is found by its tag (an earlier ce-run's images, or tags removed by
+// hand), the plan lists them by label and tags the last one it finds.
 inline constexpr const char* key_repository = "ce-run-stage";
-// The stage image of `key`, by its tag, else by its label; nullopt if none.
-std::optional<std::string> find_stage_image(docker::Client& client, const std::string& key);
 
 }  // namespace ce::stages

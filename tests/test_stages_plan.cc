@@ -65,10 +65,14 @@ TEST_CASE("stage images without their key's tag are found by label", "[plan]") {
   auto script = parse_setup_test(script_text);
   auto keys = stage_keys(script, inputs);
   FakeEngine engine({{no_such_image()}, {no_such_image()}, {no_such_image()},
-                     {FakeEngine::ok(image_list({{keys[0], "sha256:img1"}, {keys[1], "sha256:img2"}}))}});
+                     {FakeEngine::ok(image_list({{keys[0], "sha256:img1"}, {keys[1], "sha256:img2"}}))},
+                     {"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"}});
   Client client(EngineAddress::parse(engine.uri()));
   auto plan = plan_stages(client, script, "busybox:latest", inputs);
   CHECK(engine.request_lines().at(3).rfind("GET /v1.41/images/json?filters=", 0) == 0);
+  // The last cached stage gets its tag, so the next plan finds it at once.
+  CHECK(engine.request_lines().at(4) ==
+        "POST /v1.41/images/sha256:img2/tag?repo=ce-run-stage&tag=" + keys[1] + " HTTP/1.1");
   CHECK(plan.steps[2].cached);
   CHECK(plan.steps[2].image_id == "sha256:img2");
   CHECK_FALSE(plan.steps[3].cached);
