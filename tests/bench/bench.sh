@@ -258,7 +258,7 @@ cat "$1" > "$2"
   mb=$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')
   row 5 "$calls calls with distinct inputs at once, exec sleeps 0.5 s: wall for all" "$wall" \
     "$calls docker exec CONTAINER sleep 0.5 at once" "$(median "$alt")" "all done ≤ 3 s" "$(met "$wall" 3)"
-  row 5b "the same: peak RSS of one ce-run process, MB (not seconds)" "$mb" "—" 1 "≤ 20 MB" \
+  printf '| 5b | the same: peak RSS of any one ce-run process | %s MB | — | — | — | ≤ 20 MB | %s |\n' "$mb" \
     "$(met "$peak" 20480)"
   note "Row 5: all $calls results were complete and right in each of $r5 rounds."
 }
