@@ -10,10 +10,13 @@
 #include <Poco/URI.h>
 
 #include <cerrno>
+#include <csignal>
+#include <optional>
 #include <chrono>
 #include <cstring>
 #include <thread>
 
+#include "docker/attach.h"
 #include "docker/json_mapping.h"
 
 namespace ce::docker {
@@ -420,6 +423,35 @@ int Client::run_exec(const std::string& container, const ExecSpec& spec, const O
   if (on_created) on_created(id);
   start_exec(id, sink);
   auto state = inspect_exec(id);
+  if (state.running)
+    throw EngineError(ErrorKind::protocol, "exec " + id + " in container " + container +
+                                               " still runs after its output streams closed");
+  return state.exit_code;
+}
+
+int Client::run_supervised_exec(const std::string& container, const ExecSpec& spec, const std::string& supervisor,
+                                const OutputSink& sink, const std::function<void(const std::string&)>& on_created,
+                                Cancellation* cancel) {
+  ExecSpec supervised = spec;
+  supervised.cmd = {supervisor, "--"};
+  supervised.cmd.insert(supervised.cmd.end(), spec.cmd.begin(), spec.cmd.end());
+  supervised.attach_stdin = true;  // the lifeline: never written to
+  supervised.tty = false;
+  auto id = create_exec(container, supervised);
+  if (on_created) on_created(id);
+  if (cancel && cancel->cancelled()) return 128 + SIGTERM;
+  AttachedExec attached(address_, id, false);
+  std::optional<Cancellation::Registration> stop;
+  if (cancel) stop.emplace(cancel->on_cancel([&attached] { attached.close_input(); }));
+  StreamDemux demux(sink);
+  char buffer[65536];
+  for (long n; (n = attached.read(buffer, sizeof buffer)) > 0;)
+    demux.feed(std::string_view(buffer, static_cast<std::size_t>(n)));
+  stop.reset();
+  // Streams closed: the exec has ended, or the engine went away (then the
+  // inspection says so, before a frame cut short does).
+  auto state = inspect_exec(id);
+  demux.finish();
   if (state.running)
     throw EngineError(ErrorKind::protocol, "exec " + id + " in container " + container +
                                                " still runs after its output streams closed");

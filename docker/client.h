@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "docker/cancellation.h"
 #include "docker/engine_address.h"
 #include "docker/errors.h"
 #include "docker/stream_demux.h"
@@ -97,6 +98,20 @@ class Client {
   // the exec's id before it starts (to inspect or stop it from elsewhere).
   int run_exec(const std::string& container, const ExecSpec& spec, const OutputSink& sink,
                const std::function<void(const std::string&)>& on_created = {});
+
+  // An exec whose processes end with our connection to it: COMMAND runs
+  // under ce-run-supervise (docker/supervise.cc; `supervisor` is its path in
+  // the container) with standard input attached as its lifeline. When
+  // `cancel` is cancelled we close our side of that input; when this
+  // process dies the kernel closes it; either way the supervisor stops the
+  // command's whole tree (SIGTERM, SIGKILL after 5 s) and we return when it
+  // has. No process of the engine's host is signalled, so this works on a
+  // remote engine too. Returns the exit code (143 when stopped; the caller
+  // knows why from its token). Cancelled before the exec starts: it is
+  // never started, and 143 is returned.
+  int run_supervised_exec(const std::string& container, const ExecSpec& spec, const std::string& supervisor,
+                          const OutputSink& sink, const std::function<void(const std::string&)>& on_created,
+                          Cancellation* cancel);
 
   // Tells a TTY exec its terminal's size.
   void resize_exec(const std::string& exec_id, int rows, int columns);

@@ -1,5 +1,6 @@
 #include "runner/cli.h"
 
+#include <algorithm>
 #include <boost/filesystem.hpp>
 #include <cstdio>
 #include <iostream>
@@ -21,7 +22,7 @@ const char* const usage_text =
     "usage: ce-run [OPTIONS] COMPDIR [INPUT...] [-- COMMAND [ARG...]]\n"
     "       ce-run lint|status|why COMPDIR\n"
     "       ce-run shell COMPDIR [-- COMMAND [ARG...]]\n"
-    "       ce-run gc [-n] [--keep N] [--results] COMPDIR\n"
+    "       ce-run gc [-n] [--keep N] [--results] [--gfs DIR] COMPDIR\n"
     "\n"
     "Runs the computation in COMPDIR in a container of the base image named by\n"
     "COMPDIR/docker.conf, after applying the setup stages of COMPDIR/docker-setup.sh\n"
@@ -90,9 +91,59 @@ std::optional<std::string> option_value(const std::vector<std::string>& args, st
 
 }  // namespace
 
+namespace {
+
+// Which commands take each option: one given elsewhere is refused, never
+// silently ignored (`ce-run --keep 5 DIR` would otherwise run DIR).
+using Action = Command::Action;
+struct OptionRule {
+  const char* name;  // as --help shows it
+  std::vector<Action> actions;
+};
+const OptionRule option_rules[] = {
+    {"--dry-run", {Action::run, Action::gc}},
+    {"--gfs", {Action::run, Action::gc}},
+    {"--report", {Action::run}},
+    {"--allow-dirty", {Action::run}},
+    {"--verify", {Action::run}},
+    {"--incremental", {Action::run}},
+    {"--keep-build-container", {Action::run}},
+    {"--keep", {Action::gc}},
+    {"--results", {Action::gc}},
+};
+
+const char* action_name(Action action) {
+  switch (action) {
+    case Action::lint: return "lint";
+    case Action::status: return "status";
+    case Action::gc: return "gc";
+    case Action::why: return "why";
+    case Action::shell: return "shell";
+    default: return "a run";
+  }
+}
+
+void check_options_fit(Action action, const std::vector<std::pair<std::string, std::string>>& given) {
+  for (const auto& [name, as_typed] : given) {
+    for (const auto& rule : option_rules) {
+      if (name != rule.name) continue;
+      if (std::find(rule.actions.begin(), rule.actions.end(), action) != rule.actions.end()) break;
+      std::string takers;
+      for (std::size_t k = 0; k < rule.actions.size(); ++k)
+        takers += std::string(k == 0 ? "" : k + 1 == rule.actions.size() ? " and " : ", ") +
+                  (rule.actions[k] == Action::run ? "a run" : action_name(rule.actions[k]));
+      throw UsageError("'" + as_typed + "' is not an option of " + action_name(action) + "; only " + takers +
+                       " take" + (rule.actions.size() == 1 ? "s" : "") + " it (see ce-run --help)");
+    }
+  }
+}
+
+}  // namespace
+
 Command parse_command_line(const std::vector<std::string>& args) {
   Command command;
   std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> given;  // option's name, as typed
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--") {
@@ -110,25 +161,34 @@ Command parse_command_line(const std::vector<std::string>& args) {
       command.verbosity = Verbosity::verbose;
     } else if (a == "-n" || a == "--dry-run") {
       command.dry_run = true;
+      given.emplace_back("--dry-run", a);
     } else if (a == "--results") {
       command.gc_results = true;
+      given.emplace_back(a, a);
     } else if (a == "--verify") {
       command.verify = true;
+      given.emplace_back(a, a);
     } else if (a == "--incremental") {
       command.incremental = true;
+      given.emplace_back(a, a);
     } else if (a == "--allow-dirty") {
       command.allow_dirty = true;
+      given.emplace_back(a, a);
     } else if (a == "--keep-build-container") {
       command.keep_build_container = true;
+      given.emplace_back(a, a);
     } else if (auto report = option_value(args, i, "--report", "a file: --report FILE")) {
       command.report = *report;
+      given.emplace_back("--report", "--report");
     } else if (auto keep = option_value(args, i, "--keep", "a number of commits: --keep N")) {
       char* end = nullptr;
       unsigned long n = std::strtoul(keep->c_str(), &end, 10);
       if (*end != '\0' || n > 1000) throw UsageError("--keep needs a number of commits: --keep N");
       command.gc_keep = n;
+      given.emplace_back("--keep", "--keep");
     } else if (auto gfs = option_value(args, i, "--gfs", "a directory: --gfs DIR")) {
       command.gfs = *gfs;
+      given.emplace_back("--gfs", "--gfs");
     } else if (a.size() > 1 && a[0] == '-') {
       throw UsageError("unknown option '" + a + "'; see ce-run --help");
     } else {
@@ -149,11 +209,14 @@ Command parse_command_line(const std::vector<std::string>& args) {
       throw UsageError(std::string(name) + " takes no command after --");
     break;
   }
+  check_options_fit(command.action, given);
   if (positional.empty()) throw UsageError("no computation directory given; see ce-run --help");
   command.compdir = positional[0];
   command.inputs.assign(positional.begin() + 1, positional.end());
   return command;
 }
+
+const char* usage() { return usage_text; }
 
 int run(const Command& command) {
   switch (command.action) {

@@ -15,6 +15,7 @@ constexpr int not_executable = 126;
 constexpr int not_found = 127;
 constexpr int timed_out = 124;      // the command ran past docker.conf's timeout, as timeout(1)
 constexpr int interrupted = 130;    // SIGINT (Ctrl-C); 143 for SIGTERM
+constexpr int output_closed = 141;  // stdout's reader went away, as 128+SIGPIPE
 }  // namespace exit_code
 
 enum class Verbosity { quiet, normal, verbose };
@@ -44,6 +45,9 @@ class UsageError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// The --help text.
+const char* usage();
 
 // Runs a parsed command; returns the process exit code.
 int run(const Command& command);

@@ -118,7 +118,8 @@ const std::vector<KeySpec>& keys() {
            cpus = **r.node.as_floating_point();
          else
            r.wrong_type("a number");
-         if (!(cpus > 0) || cpus > 4096) r.fail("'cpus' must be more than 0");
+         if (!(cpus > 0)) r.fail("'cpus' must be more than 0");
+         if (cpus > limits::cpus) r.fail("'cpus' must be at most " + std::to_string(limits::cpus));
          c.nano_cpus = static_cast<std::int64_t>(std::llround(cpus * 1e9));
        }},
       {"memory", "memory = \"4g\" (units k, m, g, t)",
@@ -132,6 +133,7 @@ const std::vector<KeySpec>& keys() {
            r.wrong_type("a size");
          if (!bytes) r.fail("'memory' = \"" + std::string(**r.node.as_string()) + "\" is not a size");
          if (*bytes < 6 * 1024 * 1024) r.fail("'memory' must be at least 6m, the engine's minimum");
+         if (*bytes > limits::memory_bytes) r.fail("'memory' must be at most 1024t");
          c.memory_bytes = *bytes;
        }},
       {"pids", "pids = 512",
@@ -139,6 +141,7 @@ const std::vector<KeySpec>& keys() {
          if (!r.node.is_integer()) r.wrong_type("an integer");
          c.pids = **r.node.as_integer();
          if (c.pids <= 0) r.fail("'pids' must be more than 0");
+         if (c.pids > limits::pids) r.fail("'pids' must be at most " + std::to_string(limits::pids) + ", the kernel's limit");
        }},
       {"timeout", "timeout = \"2h\" (units s, m, h, d)",
        [](const Reader& r, DockerConf& c) {
@@ -151,6 +154,9 @@ const std::vector<KeySpec>& keys() {
            r.wrong_type("a duration");
          if (!seconds) r.fail("'timeout' = \"" + std::string(**r.node.as_string()) + "\" is not a duration");
          if (*seconds <= 0) r.fail("'timeout' must be more than 0");
+         // Deadlines are computed in milliseconds on a 64-bit clock: a year
+         // is far from overflowing it, and longer is no timeout at all.
+         if (*seconds > limits::timeout_seconds) r.fail("'timeout' must be at most 365d");
          c.timeout_seconds = *seconds;
        }},
   };

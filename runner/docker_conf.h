@@ -12,6 +12,16 @@
 
 namespace ce::runner {
 
+// The largest value of each number docker.conf may give; larger ones are
+// refused (a number of the engine's or the kernel's would overflow, or mean
+// nothing: a timeout of a year is no timeout).
+namespace limits {
+inline constexpr int cpus = 4096;
+inline constexpr std::int64_t memory_bytes = std::int64_t{1} << 50;  // 1024t
+inline constexpr std::int64_t pids = 4194304;                       // PID_MAX_LIMIT
+inline constexpr std::int64_t timeout_seconds = 365LL * 86400;
+}  // namespace limits
+
 struct DockerConf {
   std::string image;    // required: the base image
   std::string name;     // the computation's name; empty: the directory's name

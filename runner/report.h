@@ -8,6 +8,19 @@
 
 namespace ce::runner {
 
+// The phases of a run, in order: the keys of the report's "phases".
+namespace phase {
+inline constexpr const char* load = "load";
+inline constexpr const char* identity = "identity";
+inline constexpr const char* inputs = "inputs";
+inline constexpr const char* setup = "setup";
+inline constexpr const char* container = "container";
+inline constexpr const char* everytime = "everytime";
+inline constexpr const char* command = "command";
+inline constexpr const char* filing = "filing";
+inline constexpr const char* all[] = {load, identity, inputs, setup, container, everytime, command, filing};
+}  // namespace phase
+
 struct ReportStep {
   int index = 0;
   std::string kind;  // "stage" | "everytime"
@@ -38,8 +51,8 @@ struct Report {
   std::optional<int> exit_code;
   std::string error;  // ce-run's own error message, if any
   double seconds = 0;
-  // Where the time went, in order: load, identity, inputs, setup, container,
-  // everytime, command, filing; only the phases that ran.
+  // Where the time went, in the order of phase::all; only the phases that
+  // ran.
   std::vector<std::pair<std::string, double>> phases;
 
   std::string to_json() const;

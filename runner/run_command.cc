@@ -33,6 +33,7 @@
 #include "runner/git_identity.h"
 #include "runner/progress.h"
 #include "runner/report.h"
+#include "runner/supervisor.h"
 #include "stages/file_lock.h"
 #include "stages/lint.h"
 #include "stages/stage_engine.h"
@@ -139,7 +140,7 @@ void print_plan(const Computation& c, const GitIdentity& id, const stages::Stage
   std::printf("container: %s\n", container.c_str());
   std::string command;
   for (const auto& a : argv) command += (command.empty() ? "" : " ") + a;
-  std::printf("then run: %s\n", command.c_str());
+  std::printf("then run: %s\n", command.empty() ? "nothing: there is no command (below)" : command.c_str());
 }
 
 // The user the command runs as: docker.conf's, else whoever invoked ce-run
@@ -376,23 +377,30 @@ int run_inner(const Command& command, Report& report) {
   if (command.command.empty()) contract = read_contract(c.dir.string());
 
   std::vector<std::string> argv = command.command;
+  // Without a command to run, a dry run still shows the plan, then says so.
+  std::string no_command;
+  int no_command_code = 0;
   if (argv.empty()) {
     fs::path exec = contract ? fs::path(contract->exec) : c.dir / "exec";
     if (!fs::exists(exec)) {
-      spdlog::error("error: {}: no exec file; add one, or give a command after --", shown(command, "exec"));
-      return exit_code::not_found;
+      no_command = shown(command, "exec") + ": no exec file; add one, or give a command after --";
+      no_command_code = exit_code::not_found;
+    } else if (::access(exec.c_str(), X_OK) != 0) {
+      no_command = shown(command, exec.filename().string()) + ": not executable; chmod +x it";
+      no_command_code = exit_code::not_executable;
+    } else {
+      argv.push_back(exec.string());
+      if (!contract) argv.insert(argv.end(), command.inputs.begin(), command.inputs.end());
     }
-    if (::access(exec.c_str(), X_OK) != 0) {
-      spdlog::error("error: {}: not executable; chmod +x it", shown(command, exec.filename().string()));
-      return exit_code::not_executable;
+    if (!no_command.empty() && !command.dry_run) {
+      spdlog::error("error: {}", no_command);
+      return no_command_code;
     }
-    argv.push_back(exec.string());
-    if (!contract) argv.insert(argv.end(), command.inputs.begin(), command.inputs.end());
   }
 
-  clock.end("load");
+  clock.end(phase::load);
   auto identity = identify(c.dir.string());
-  clock.end("identity");
+  clock.end(phase::identity);
   if (!identity.dirty_files.empty() && !command.allow_dirty) {
     std::string files;
     for (std::size_t i = 0; i < identity.dirty_files.size() && i < 20; ++i) files += "\n  " + identity.dirty_files[i];
@@ -428,7 +436,7 @@ int run_inner(const Command& command, Report& report) {
       return 1;
     }
     bool done = call->done().has_value();
-    clock.end("inputs");
+    clock.end(phase::inputs);
     if (done) {
       // The no-change path: no engine, no container.
       print_outputs(*call, *contract, "ok", report);
@@ -456,13 +464,17 @@ int run_inner(const Command& command, Report& report) {
                             p.key, p.cached ? "cached" : "planned", 0});
   }
   if (command.dry_run) {
-    clock.end("setup");
+    clock.end(phase::setup);
     auto mapping = read_mapping((c.dir / "docker-container").string()).mapping;
     const MappingEntry* entry = mapping.find(mapping_key);
     std::string container = entry && client.find_container(entry->container)
                                 ? "would reuse " + entry->container.substr(0, 12) + " if made from these stages"
                                 : "would make one for commit " + identity.commit.substr(0, 12);
     print_plan(c, identity, plan, argv, container);
+    if (!no_command.empty()) {
+      spdlog::error("error: {}", no_command);
+      return no_command_code;
+    }
     return 0;
   }
 
@@ -476,7 +488,7 @@ int run_inner(const Command& command, Report& report) {
   options.keep = command.keep_build_container ? stages::KeepBuildContainer::on_failure : stages::KeepBuildContainer::no;
   auto applied = stages::apply_stages(client, c.script, plan, options, progress);
   std::string final_key = applied.final_key.empty() ? base.id : applied.final_key;
-  clock.end("setup");
+  clock.end(phase::setup);
 
   for (const auto& [k, v] : c.conf.env) env.push_back(k + "=" + v);
   docker::ContainerSpec spec;
@@ -485,7 +497,9 @@ int run_inner(const Command& command, Report& report) {
   spec.cmd = {"2147483647"};
   spec.init = true;
   spec.env = env;
-  spec.binds = {{gfs, gfs, docker::Access::read_write}, {c.dir.string(), c.dir.string(), docker::Access::read_only}};
+  spec.binds = {{gfs, gfs, docker::Access::read_write},
+                {c.dir.string(), c.dir.string(), docker::Access::read_only},
+                {supervisor_on_host(), supervisor_in_container, docker::Access::read_only}};
   spec.network_mode = c.conf.network;
   spec.nano_cpus = c.conf.nano_cpus;
   spec.memory_bytes = c.conf.memory_bytes;
@@ -494,46 +508,52 @@ int run_inner(const Command& command, Report& report) {
                  {label::compdir, c.dir.string()}, {label::commit, mapping_key},
                  {label::tree, identity.content_tree}, {label::stage_key, final_key}};
 
-  ExecWatch watch(client.address(), c.conf.timeout_seconds);
+  ExecWatch watch(c.conf.timeout_seconds);
+  stages::Supervision supervision{supervisor_in_container, &watch.cancellation()};
+  // Waiting for a lock ends with a signal, and ce-run exits then.
+  auto take_lock = [&](const std::string& path) -> std::unique_ptr<stages::FileLock> {
+    try {
+      return std::make_unique<stages::FileLock>(path, stages::Wait::yes, &watch.cancellation());
+    } catch (const docker::Cancelled&) {
+      return nullptr;
+    }
+  };
   std::string container;
   {
     // Setup of the commit's container and its everytime steps: one at a time.
-    stages::FileLock lock(std::string(lock_dir) + "/compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) +
+    auto lock = take_lock(std::string(lock_dir) + "/compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) +
                           ".lock");
+    if (!lock) return exit_for_signal(watch.signal());
     exclude_from_git(identity);
     bool created = false;
     container = commit_container(client, c, identity, mapping_key, spec, command.incremental, created);
     report.container_id = container;
     report.container_created = created;
-    clock.end("container");
+    clock.end(phase::container);
     bool has_everytime = false;
     for (const auto& s : c.script.steps) has_everytime |= s.kind == stages::StepKind::everytime;
     if (has_everytime) {
-      // A ce-run killed during its everytime steps left one running: stop it
-      // before running them again.
-      if (stop_leftover_exec(client, lock.previous_note()))
-        spdlog::warn("warning: stopped an everytime step that an interrupted ce-run had left running in the "
-                     "container {}",
+      // A ce-run killed during its everytime steps: its supervisor is
+      // stopping the step it left; run them again once it has.
+      if (await_leftover_exec(client, lock->previous_note(), container))
+        spdlog::warn("warning: waited for an everytime step of an interrupted ce-run to stop in the container {}",
                      container.substr(0, 12));
       auto shell = stages::detect_shell(client, container, applied.image_id, c.conf.image, progress);
       struct WatchedProgress : TerminalProgress {
-        WatchedProgress(const stages::SetupScript& s, Verbosity v, Report* r, ExecWatch& w, stages::FileLock& l)
-            : TerminalProgress(s, v, r), watch(w), lock(l) {}
-        void exec_created(const std::string& id) override {
-          lock.set_note(exec_note(id));
-          watch.watch(id);
-        }
-        ExecWatch& watch;
+        WatchedProgress(const stages::SetupScript& s, Verbosity v, Report* r, stages::FileLock& l,
+                        const std::string& c)
+            : TerminalProgress(s, v, r), lock(l), container(c) {}
+        void exec_created(const std::string& id) override { lock.set_note(exec_note(container, id)); }
         stages::FileLock& lock;
-      } watched(c.script, command.verbosity, &report, watch, lock);
+        const std::string& container;
+      } watched(c.script, command.verbosity, &report, *lock, container);
       for (const auto& step : c.script.steps) {
         if (step.kind != stages::StepKind::everytime) continue;
         if (watch.signal()) return exit_for_signal(watch.signal());
         watched.step_started(step, stages::StepStatus::ran);
         auto start = std::chrono::steady_clock::now();
         std::string tail;
-        int code = stages::run_step(client, container, c.script, step, shell, env, watched, &tail);
-        watch.done();
+        int code = stages::run_step(client, container, c.script, step, shell, env, watched, &tail, &supervision);
         if (watch.signal()) return exit_for_signal(watch.signal());
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (code != 0) {
@@ -550,7 +570,7 @@ int run_inner(const Command& command, Report& report) {
         }
         watched.step_finished(step, stages::StepStatus::ran, seconds);
       }
-      clock.end("everytime");
+      clock.end(phase::everytime);
     }
   }
   if (watch.signal()) return exit_for_signal(watch.signal());
@@ -564,15 +584,16 @@ int run_inner(const Command& command, Report& report) {
   auto started = std::chrono::steady_clock::now();
   if (call) {
     fs::create_directories(fs::path(call->lock_path()).parent_path());
-    call_lock = std::make_unique<stages::FileLock>(call->lock_path());
+    call_lock = take_lock(call->lock_path());
+    if (!call_lock) return exit_for_signal(watch.signal());
     if (call->done()) {  // another ce-run computed it while we waited
       print_outputs(*call, *contract, "ok", report);
       return 0;
     }
-    // A ce-run of this call killed during its command left it running: it
-    // must not go on writing beside ours.
-    if (stop_leftover_exec(client, call_lock->previous_note()))
-      spdlog::warn("warning: stopped the command of an interrupted ce-run of this call");
+    // A ce-run of this call killed during its command: its supervisor is
+    // stopping the command, which must not go on writing beside ours.
+    if (await_leftover_exec(client, call_lock->previous_note(), container))
+      spdlog::warn("warning: waited for the command of an interrupted ce-run of this call to stop");
     call->store_inputs();
     staging = call->make_staging();
     // The command's user must be able to write its outputs.
@@ -601,18 +622,22 @@ int run_inner(const Command& command, Report& report) {
   };
   int code = 0;
   try {
-    code = client.run_exec(
-        container, exec,
-        [](docker::StreamKind kind, std::string_view bytes) {
+    code = client.run_supervised_exec(
+        container, exec, supervisor_in_container,
+        [&](docker::StreamKind kind, std::string_view bytes) {
+          if (watch.output_lost()) return;
           auto* out = kind == docker::StreamKind::stderr_stream ? stderr : stdout;
-          std::fwrite(bytes.data(), 1, bytes.size(), out);
-          std::fflush(out);
+          // A reader that went away (`ce-run ... | head -1`) stops the run,
+          // as SIGPIPE would stop a program that wrote there.
+          if ((std::fwrite(bytes.data(), 1, bytes.size(), out) != bytes.size() || std::fflush(out) != 0) &&
+              errno == EPIPE)
+            watch.output_closed();
         },
         [&](const std::string& id) {
-          if (call_lock) call_lock->set_note(exec_note(id));
+          if (call_lock) call_lock->set_note(exec_note(container, id));
           watch.arm_timeout();
-          watch.watch(id);
-        });
+        },
+        &watch.cancellation());
   } catch (const docker::EngineError& e) {
     // The engine died under the command (or was restarted, and has
     // forgotten the exec): its result is unknown.
@@ -625,8 +650,8 @@ int run_inner(const Command& command, Report& report) {
                              (call ? "; nothing was filed in the GFS" : "") +
                              "; start the engine (scripts/start-docker) and run again");
   }
-  watch.done();
-  clock.end("command");
+  watch.disarm_timeout();
+  clock.end(phase::command);
   if (watch.timed_out()) {
     spdlog::error("error: the command ran longer than docker.conf's timeout ({} s) and was stopped",
                   c.conf.timeout_seconds);
@@ -636,6 +661,11 @@ int run_inner(const Command& command, Report& report) {
   if (watch.signal()) {
     kept("ce-run was interrupted");
     return exit_for_signal(watch.signal());
+  }
+  if (watch.output_lost()) {
+    spdlog::error("error: ce-run's standard output was closed, so the command was stopped");
+    kept("the command was stopped");
+    return exit_code::output_closed;
   }
   if (call) {
     if (full_file_system(staging)) {
@@ -673,7 +703,7 @@ int run_inner(const Command& command, Report& report) {
       kept(e.what());
       return exit_code::runner_error;
     }
-    clock.end("filing");
+    clock.end(phase::filing);
     print_outputs(*call, *contract, "computed", report);
   }
   return code;

@@ -1,7 +1,9 @@
 // ce-run shell COMPDIR: an interactive shell in the commit's container.
 // With a terminal on stdin it gets a real TTY (raw mode, the window size);
 // without one, stdin and stdout are piped through, so scripts can use it too.
+#include <algorithm>
 #include <boost/filesystem.hpp>
+#include <fstream>
 #include <csignal>
 #include <cstdio>
 #include <poll.h>
@@ -17,6 +19,7 @@
 #include "runner/docker_conf.h"
 #include "runner/git_identity.h"
 #include "runner/subcommands.h"
+#include "runner/supervisor.h"
 #include "stages/stage_engine.h"
 
 namespace ce::runner {
@@ -24,6 +27,20 @@ namespace ce::runner {
 namespace fs = boost::filesystem;
 
 namespace {
+
+std::string random_token() {
+  unsigned char bytes[16] = {};
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  random.read(reinterpret_cast<char*>(bytes), sizeof bytes);
+  if (!random) throw std::runtime_error("cannot read /dev/urandom");
+  std::string hex;
+  for (unsigned char b : bytes) {
+    static const char digits[] = "0123456789abcdef";
+    hex += digits[b >> 4];
+    hex += digits[b & 15];
+  }
+  return hex;
+}
 
 // Puts the terminal in raw mode while alive.
 class RawTerminal {
@@ -67,9 +84,21 @@ int run_shell(const Command& command) {
   bool tty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   struct NoWarnings : stages::StepObserver {} quiet;
   auto shell = stages::detect_shell(client, info->id, info->image_id, conf.image, quiet);
+  // The shell needs its standard input, so its lifeline is a second exec
+  // (ce-run-supervise --hold) whose input we hold: when ce-run ends, however
+  // it ends, the shell and all it started end too.
+  bool supervised = std::any_of(info->binds.begin(), info->binds.end(),
+                                [](const docker::Bind& b) { return b.container_path == supervisor_in_container; });
+  if (!supervised)
+    spdlog::warn("warning: the container {} was made by an older ce-run, without {}: the shell is not stopped if "
+                 "ce-run is killed; a run of the computation replaces the container",
+                 info->id.substr(0, 12), supervisor_in_container);
+  std::string token = random_token();
   docker::ExecSpec spec;
   spec.cmd = command.command.empty() ? std::vector<std::string>{shell == stages::Shell::bash ? "bash" : "sh"}
                                      : command.command;
+  if (supervised)
+    spec.cmd.insert(spec.cmd.begin(), {supervisor_in_container, "--lifeline", token, "--"});
   spec.env = info->env;
   if (tty) spec.env.push_back("TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm"));
   spec.working_dir = dir.string();
@@ -78,6 +107,14 @@ int run_shell(const Command& command) {
   spec.attach_stdin = true;
   auto exec_id = client.create_exec(info->id, spec);
   docker::AttachedExec attached(client.address(), exec_id, tty);
+  std::unique_ptr<docker::AttachedExec> lifeline;
+  if (supervised) {
+    docker::ExecSpec hold;
+    hold.cmd = {supervisor_in_container, "--hold", token};
+    hold.user = "0";
+    hold.attach_stdin = true;
+    lifeline = std::make_unique<docker::AttachedExec>(client.address(), client.create_exec(info->id, hold), false);
+  }
   if (tty) {
     winsize size{};
     if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_row > 0) {

@@ -10,6 +10,8 @@
 
 #include <string>
 
+#include "docker/cancellation.h"
+
 namespace ce::stages {
 
 enum class Wait { yes, no };
@@ -18,8 +20,9 @@ class FileLock {
  public:
   // Wait::yes blocks until the lock is ours; Wait::no gives up at once when
   // another process holds it (then held() is false). Creates the file (and
-  // its directory). Throws std::runtime_error naming the path.
-  explicit FileLock(const std::string& path, Wait wait = Wait::yes);
+  // its directory). Throws std::runtime_error naming the path. With a
+  // token, the wait ends when it is cancelled: throws docker::Cancelled.
+  explicit FileLock(const std::string& path, Wait wait = Wait::yes, const docker::Cancellation* cancel = nullptr);
   bool held() const { return fd_ >= 0; }
   ~FileLock();
   FileLock(const FileLock&) = delete;

@@ -113,6 +113,7 @@ class Parser {
         consume();
         end_unit();
       } else if (t.type == TokenType::newline || t.type == TokenType::end) {
+        take_continued_line(t);
         end_unit();
       } else {
         unexpected(t);
@@ -627,6 +628,16 @@ class Parser {
     unit_tokens_.clear();
     unit_begin_ = first.begin;
     unit_end_ = first.begin;
+  }
+
+  // `cmd \` followed by a line holding only a comment (or nothing): bash
+  // removes the backslash-newline, so that line joins the command's line and
+  // the command ends at that line's newline (a `\` ending the comment itself
+  // continues nothing). The unit then takes the rest of that line and its
+  // newline, as it takes a terminating `;`, so that its last line is bash's.
+  // Only a live `\` can put the newline on a later line than the last token.
+  void take_continued_line(const Token& terminator) {
+    if (location(terminator.begin).line > location(unit_end_ - 1).line) unit_end_ = terminator.end;
   }
 
   void end_unit() {

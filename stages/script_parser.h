@@ -14,7 +14,10 @@
 // A unit is one and-or list at the top level: the text between two of `;`,
 // `&` and newline outside any compound command. Its spans cover its tokens
 // (its terminating `;` or `&` included) and the bodies of its
-// here-documents, which bash reads on the lines after it.
+// here-documents, which bash reads on the lines after it. When its last
+// line ends in a live `\` and the next holds only a comment or blanks, bash
+// joins that line to the command, which ends at its newline: the spans then
+// also cover that line and its newline.
 #pragma once
 
 #include <cstddef>

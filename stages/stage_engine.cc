@@ -282,7 +282,8 @@ Shell detect_shell(docker::Client& client, const std::string& container, const s
 }
 
 int run_step(docker::Client& client, const std::string& container, const SetupScript& script, const Step& step,
-             Shell shell, const std::vector<std::string>& env, StepObserver& observer, std::string* tail) {
+             Shell shell, const std::vector<std::string>& env, StepObserver& observer, std::string* tail,
+             const Supervision* supervision) {
   std::string program = step_program(script, step);
   if (program.size() > max_program_size)
     throw std::runtime_error(script.origin + " is too large to run (" + std::to_string(program.size() / 1024) +
@@ -294,13 +295,14 @@ int run_step(docker::Client& client, const std::string& container, const SetupSc
   spec.env.push_back("CE_STAGE=" + std::to_string(step.stage_number));
   spec.user = "0";
   Tail last;
-  int code = client.run_exec(
-      container, spec,
-      [&](docker::StreamKind stream, std::string_view bytes) {
-        last.add(bytes);
-        observer.step_output(step, stream, bytes);
-      },
-      [&](const std::string& exec_id) { observer.exec_created(exec_id); });
+  auto sink = [&](docker::StreamKind stream, std::string_view bytes) {
+    last.add(bytes);
+    observer.step_output(step, stream, bytes);
+  };
+  auto created = [&](const std::string& exec_id) { observer.exec_created(exec_id); };
+  int code = supervision ? client.run_supervised_exec(container, spec, supervision->supervisor, sink, created,
+                                                      supervision->cancel)
+                         : client.run_exec(container, spec, sink, created);
   if (tail) *tail = last.text();
   return code;
 }

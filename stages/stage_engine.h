@@ -132,9 +132,16 @@ Shell detect_shell(docker::Client& client, const std::string& container, const s
                    const std::string& image_name, StepObserver& observer);
 
 // Runs one step in a running container as root; returns its exit code. The
-// last lines of its output are kept in `tail` for error messages.
+// last lines of its output are kept in `tail` for error messages. With a
+// supervisor (its path in the container), the step runs under it and ends
+// with our connection or `cancel` (docker::Client::run_supervised_exec).
+struct Supervision {
+  std::string supervisor;
+  docker::Cancellation* cancel = nullptr;
+};
 int run_step(docker::Client& client, const std::string& container, const SetupScript& script, const Step& step,
-             Shell shell, const std::vector<std::string>& env, StepObserver& observer, std::string* tail = nullptr);
+             Shell shell, const std::vector<std::string>& env, StepObserver& observer, std::string* tail = nullptr,
+             const Supervision* supervision = nullptr);
 
 // Removes build containers on this host whose creating process is gone.
 void reap_build_containers(docker::Client& client);

@@ -94,6 +94,26 @@ TEST_CASE("a dry run (-n) shows the plan and builds nothing", "[docker][cli]") {
   CHECK_THAT(run_ce({"-n", c.path()}).out, Catch::Contains("cached"));
 }
 
+TEST_CASE("a dry run without a command shows the whole plan, then says what is missing", "[docker][cli]") {
+  Computation c("next_stage && echo one\neverytime && echo two\n");
+  sh(c.dir.path(), "git rm -q exec && git -c user.name=t -c user.email=t@e commit -q -m 'no exec'");
+  auto r = run_ce({"-n", c.path()});
+  CHECK(r.exit_code == 127);
+  CHECK_THAT(r.out, Catch::Contains("stage 1"));
+  CHECK_THAT(r.out, Catch::Contains("key "));
+  CHECK_THAT(r.out, Catch::Contains("would build"));
+  CHECK_THAT(r.out, Catch::Contains("container: would make one for commit"));
+  CHECK_THAT(r.out, Catch::Contains("then run: nothing: there is no command (below)"));
+  CHECK_THAT(r.err, Catch::EndsWith("ce-run: error: " + c.path() + "/exec: no exec file; add one, or give a command after --\n"));
+  CHECK(c.images() == 0);
+  CHECK(c.containers() == 0);
+  // Not a dry run: the same error before anything is built.
+  auto real = run_ce({c.path()});
+  CHECK(real.exit_code == 127);
+  CHECK(real.out.empty());
+  CHECK(c.images() == 0);
+}
+
 TEST_CASE("uncommitted changes are refused, listing the files, unless --allow-dirty", "[docker][cli]") {
   Computation c("");
   std::ofstream((c.dir.path() / "notes.txt").string()) << "new\n";

@@ -107,3 +107,17 @@ TEST_CASE("sizes and durations", "[docker_conf]") {
   CHECK(parse_duration("1d") == 86400);
   CHECK_FALSE(parse_duration("1w"));
 }
+
+TEST_CASE("every number is bounded, so no deadline or limit can overflow", "[docker_conf]") {
+  CHECK(error_of("image = \"x\"\ntimeout = 9223372036854775807\n") ==
+        "docker.conf:2:11: 'timeout' must be at most 365d; e.g. timeout = \"2h\" (units s, m, h, d)");
+  CHECK(error_of("image = \"x\"\ntimeout = \"106752d\"\n") ==
+        "docker.conf:2:11: 'timeout' must be at most 365d; e.g. timeout = \"2h\" (units s, m, h, d)");
+  CHECK(parse_docker_conf("image = \"x\"\ntimeout = \"365d\"\n", "docker.conf").timeout_seconds == 365 * 86400);
+  CHECK(error_of("image = \"x\"\npids = 9223372036854775807\n") ==
+        "docker.conf:2:8: 'pids' must be at most 4194304, the kernel's limit; e.g. pids = 512");
+  CHECK(error_of("image = \"x\"\nmemory = 9223372036854775807\n") ==
+        "docker.conf:2:10: 'memory' must be at most 1024t; e.g. memory = \"4g\" (units k, m, g, t)");
+  CHECK(error_of("image = \"x\"\ncpus = 1e300\n") == "docker.conf:2:8: 'cpus' must be at most 4096; e.g. cpus = 2.5");
+  CHECK(error_of("image = \"x\"\ncpus = nan\n") == "docker.conf:2:8: 'cpus' must be more than 0; e.g. cpus = 2.5");
+}

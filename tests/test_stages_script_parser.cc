@@ -171,3 +171,45 @@ TEST_CASE("nesting beyond the limit is refused, not a crash", "[parser]") {
   for (int i = 0; i < 3000; ++i) braces += "\"${x:-";
   CHECK_THAT(error_of("echo " + braces), Catch::Contains("nesting too deep"));
 }
+
+TEST_CASE("a command continued onto a line holding only a comment ends on that line, as in bash", "[parser]") {
+  std::string text =
+      "update-alternatives --install /usr/bin/x x /usr/bin/y 20 \\\n"
+      "    #--slave /usr/bin/z z /usr/bin/w\n"
+      "echo next\n";
+  auto units = parse_script(text).units;
+  REQUIRE(units.size() == 2);
+  CHECK(units[0].first_line == 1);
+  CHECK(units[0].last_line == 2);
+  CHECK(unit_source(text, units[0]) ==
+        "update-alternatives --install /usr/bin/x x /usr/bin/y 20 \\\n    #--slave /usr/bin/z z /usr/bin/w\n");
+  CHECK(units[0].normalized == "update-alternatives --install /usr/bin/x x /usr/bin/y 20");
+  CHECK(units[1].first_line == 3);
+  CHECK(units[1].last_line == 3);
+}
+
+TEST_CASE("continued comments: several continued lines, blank lines, compound commands, a backslash in the comment",
+          "[parser]") {
+  CHECK(split("a \\\n  \\\n  # c\nb\n").lines == Lines{{1, 3}, {4, 4}});
+  // A `\` ending the comment continues nothing.
+  CHECK(split("a \\\n  # c \\\nb\n").lines == Lines{{1, 2}, {3, 3}});
+  // A continued blank line, also after a word glued to the `\`.
+  CHECK(split("a \\\n\nb\n").lines == Lines{{1, 2}, {3, 3}});
+  CHECK(split("a\\\n\nb\n").lines == Lines{{1, 2}, {3, 3}});
+  CHECK(split("for i in 1; do :; done \\\n  # | sort\nb\n").lines == Lines{{1, 2}, {3, 3}});
+  CHECK(split("{ a; } \\\n # c\n( b ) \\\n # c\n").lines == Lines{{1, 2}, {3, 4}});
+  // After `;` the command has ended: the comment is not part of it.
+  CHECK(split("a; \\\n  # c\nb\n").lines == Lines{{1, 1}, {3, 3}});
+  // Inside a compound command nothing changes.
+  CHECK(split("if x; then\n  a \\\n  # c\n  b\nfi\nc\n").lines == Lines{{1, 5}, {6, 6}});
+  // At the end of a file without a final newline.
+  CHECK(split("a \\\n  # c").lines == Lines{{1, 2}});
+  // A here-document's body starts after the comment's line.
+  std::string text = "cat <<EOF \\\n  # c\nbody\nEOF\nnext\n";
+  auto units = parse_script(text).units;
+  REQUIRE(units.size() == 2);
+  CHECK(units[0].last_line == 4);
+  CHECK(unit_source(text, units[0]) == "cat <<EOF \\\n  # c\nbody\nEOF\n");
+  CHECK(units[0].normalized == "cat << EOF <<body\nEOF\n");
+  CHECK(units[1].first_line == 5);
+}

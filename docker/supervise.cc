@@ -1,0 +1,303 @@
+// ce-run-supervise: runs inside a container as the main process of an exec,
+// and binds the life of everything the exec starts to ce-run's connection.
+//
+//   ce-run-supervise [--grace SECONDS] -- COMMAND [ARG...]
+//       The lifeline is standard input, attached by ce-run and never written
+//       to; COMMAND gets /dev/null as its standard input.
+//   ce-run-supervise [--grace SECONDS] --lifeline TOKEN -- COMMAND [ARG...]
+//       For a command that needs standard input itself (ce-run shell): the
+//       lifeline is the connection that a `--hold TOKEN` exec makes to the
+//       abstract Unix socket "ce-run-lifeline-TOKEN" (none within 30 s: the
+//       command is stopped).
+//   ce-run-supervise --hold TOKEN
+//       Connects to that socket and holds it until its own standard input
+//       closes.
+//
+// The engine has no call to stop an exec. ce-run stops one by closing its
+// side of the exec's standard input; when ce-run dies, even by SIGKILL, the
+// kernel closes its connection and the engine closes that input too. Either
+// way the supervisor sees the end of its lifeline and stops COMMAND's whole
+// tree: SIGTERM, then SIGKILL to whatever is left after the grace period
+// (default 5 s). It is a child subreaper, so processes that COMMAND's
+// children orphan (a subshell in the background, a double fork) stay its
+// descendants and are found too, by their parent links in the container's
+// /proc. SIGTERM, SIGINT or SIGHUP to the supervisor itself stops it the
+// same way.
+//
+// When COMMAND ends by itself, the supervisor exits with its status (128+N
+// for a signal N), leaving anything COMMAND started in the background to
+// run on, as a plain exec would. A COMMAND that cannot be started exits 127
+// (not found) or 126 (not executable), as a shell says.
+//
+// Statically linked, so it runs in any image of the host's architecture,
+// busybox and scratch-like ones included; it is bind-mounted read-only into
+// each container that ce-run runs commands in.
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void usage() {
+  std::fprintf(stderr,
+               "usage: ce-run-supervise [--grace SECONDS] [--lifeline TOKEN] -- COMMAND [ARG...]\n"
+               "       ce-run-supervise --hold TOKEN\n");
+  std::exit(125);
+}
+
+long long now_ms() {
+  timespec t{};
+  ::clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<long long>(t.tv_sec) * 1000 + t.tv_nsec / 1000000;
+}
+
+sockaddr_un lifeline_address(const char* token, socklen_t& length) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  // Abstract (leading NUL): nothing on the container's file system, and it
+  // vanishes with the socket.
+  int n = std::snprintf(address.sun_path + 1, sizeof address.sun_path - 1, "ce-run-lifeline-%s", token);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof address.sun_path - 1) usage();
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + static_cast<std::size_t>(n));
+  return address;
+}
+
+// Waits until fd's peer is gone: end of file or an error. Data is dropped.
+bool lifeline_ended(int fd) {
+  char buffer[512];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    return true;
+  }
+}
+
+int hold(const char* token) {
+  socklen_t length = 0;
+  sockaddr_un address = lifeline_address(token, length);
+  ::fcntl(STDIN_FILENO, F_SETFL, ::fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+  int fd = -1;
+  // The command may not listen yet, or may have ended already: try for a
+  // while, and give up at once when ce-run is gone or done.
+  for (long long deadline = now_ms() + 30000; now_ms() < deadline;) {
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 125;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0) break;
+    ::close(fd);
+    fd = -1;
+    pollfd in{STDIN_FILENO, POLLIN, 0};
+    if (::poll(&in, 1, 20) > 0 && lifeline_ended(STDIN_FILENO)) return 0;
+  }
+  if (fd < 0) {
+    std::fprintf(stderr, "ce-run-supervise: no command waits on lifeline %s\n", token);
+    return 125;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (;;) {
+    pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {fd, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0 && errno != EINTR) return 125;
+    if (p[0].revents && lifeline_ended(STDIN_FILENO)) return 0;  // ce-run is gone or done
+    if (p[1].revents && lifeline_ended(fd)) return 0;            // the command ended
+  }
+}
+
+// Every process below `root` in this PID namespace, through parent links.
+std::vector<pid_t> descendants(pid_t root) {
+  std::vector<std::pair<pid_t, pid_t>> links;  // pid, ppid
+  if (DIR* proc = ::opendir("/proc")) {
+    while (dirent* entry = ::readdir(proc)) {
+      char* end = nullptr;
+      long pid = std::strtol(entry->d_name, &end, 10);
+      if (pid <= 0 || *end != '\0') continue;
+      char path[64], stat[512];
+      std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+      int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t n = ::read(fd, stat, sizeof stat - 1);
+      ::close(fd);
+      if (n <= 0) continue;
+      stat[n] = '\0';
+      const char* close = std::strrchr(stat, ')');  // the name may hold anything
+      char state = 0;
+      long ppid = 0;
+      if (!close || std::sscanf(close + 1, " %c %ld", &state, &ppid) != 2) continue;
+      links.emplace_back(static_cast<pid_t>(pid), static_cast<pid_t>(ppid));
+    }
+    ::closedir(proc);
+  }
+  std::vector<pid_t> out;
+  std::vector<pid_t> frontier{root};
+  while (!frontier.empty()) {
+    pid_t parent = frontier.back();
+    frontier.pop_back();
+    for (const auto& [pid, ppid] : links)
+      if (ppid == parent) {
+        out.push_back(pid);
+        frontier.push_back(pid);
+      }
+  }
+  return out;
+}
+
+void signal_tree(int sig) {
+  for (pid_t pid : descendants(::getpid())) ::kill(pid, sig);
+}
+
+int status_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 125;
+}
+
+// Reaps every child that has ended; returns whether `main` was one.
+bool reap(pid_t main, int& main_status) {
+  bool main_ended = false;
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return main_ended;
+    if (pid == main) {
+      main_status = status;
+      main_ended = true;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  long grace_seconds = 5;
+  const char* lifeline_token = nullptr;
+  int i = 1;
+  for (; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) {
+      ++i;
+      break;
+    }
+    if (std::strcmp(argv[i], "--hold") == 0 && i + 1 < argc) return hold(argv[i + 1]);
+    if (std::strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+      grace_seconds = std::strtol(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--lifeline") == 0 && i + 1 < argc) {
+      lifeline_token = argv[++i];
+    } else {
+      usage();
+    }
+  }
+  if (i >= argc) usage();
+
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, sig);
+  sigset_t original;
+  ::sigprocmask(SIG_BLOCK, &handled, &original);
+  int signals = ::signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  int lifeline = STDIN_FILENO;
+  int listener = -1;
+  if (lifeline_token) {
+    socklen_t length = 0;
+    sockaddr_un address = lifeline_address(lifeline_token, length);
+    listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        ::listen(listener, 1) != 0) {
+      std::fprintf(stderr, "ce-run-supervise: cannot listen on lifeline %s: %s\n", lifeline_token,
+                   std::strerror(errno));
+      return 125;
+    }
+    lifeline = -1;  // until the holder connects
+  }
+
+  pid_t child = ::fork();
+  if (child < 0) {
+    std::fprintf(stderr, "ce-run-supervise: cannot fork: %s\n", std::strerror(errno));
+    return 125;
+  }
+  if (child == 0) {
+    ::setpgid(0, 0);
+    // On a terminal (ce-run shell), the command's group must be the
+    // terminal's foreground, or reading it stops it (SIGTTIN). SIGTTOU is
+    // still blocked here, so the change is allowed.
+    if (::isatty(STDIN_FILENO)) ::tcsetpgrp(STDIN_FILENO, ::getpid());
+    ::sigprocmask(SIG_SETMASK, &original, nullptr);
+    if (!lifeline_token) {
+      int null = ::open("/dev/null", O_RDONLY);
+      if (null >= 0) ::dup2(null, STDIN_FILENO);
+      if (null > STDIN_FILENO) ::close(null);
+    }
+    ::execvp(argv[i], argv + i);
+    int error = errno;
+    std::fprintf(stderr, "ce-run-supervise: cannot execute %s: %s\n", argv[i], std::strerror(error));
+    ::_exit(error == ENOENT ? 127 : 126);
+  }
+  if (!lifeline_token) ::fcntl(STDIN_FILENO, F_SETFL, ::fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+
+  int main_status = 0;
+  bool stopping = false;
+  long long kill_at = 0;
+  long long holder_deadline = lifeline_token ? now_ms() + 30000 : 0;
+  auto stop = [&] {
+    if (stopping) return;
+    stopping = true;
+    ::kill(-child, SIGTERM);
+    signal_tree(SIGTERM);
+    kill_at = now_ms() + grace_seconds * 1000;
+  };
+  for (;;) {
+    std::vector<pollfd> fds = {{signals, POLLIN, 0}};
+    if (lifeline >= 0) fds.push_back({lifeline, POLLIN, 0});
+    if (listener >= 0 && lifeline < 0) fds.push_back({listener, POLLIN, 0});
+    int timeout = -1;
+    long long deadline = stopping ? kill_at : holder_deadline;
+    if (deadline > 0) timeout = static_cast<int>(std::max(0LL, deadline - now_ms()));
+    if (stopping) timeout = std::min(timeout < 0 ? 100 : timeout, 100);  // watch the tree empty
+    if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) break;
+
+    signalfd_siginfo info;
+    while (::read(signals, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
+      if (info.ssi_signo != SIGCHLD) stop();
+    bool main_ended = reap(child, main_status);
+    if (main_ended && !stopping) return status_code(main_status);
+    if (main_ended) child = -child;  // remember it ended; the tree may not have
+
+    for (std::size_t k = 1; k < fds.size(); ++k) {
+      if (!fds[k].revents) continue;
+      if (fds[k].fd == listener) {
+        lifeline = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (lifeline >= 0) holder_deadline = 0;
+      } else if (lifeline_ended(fds[k].fd)) {
+        ::close(fds[k].fd);
+        lifeline = -1;
+        listener = -1;  // a lifeline is held once
+        stop();
+      }
+    }
+    if (holder_deadline > 0 && now_ms() >= holder_deadline) {
+      holder_deadline = 0;
+      stop();
+    }
+    if (stopping) {
+      if (descendants(::getpid()).empty()) return child < 0 ? status_code(main_status) : 128 + SIGTERM;
+      if (now_ms() >= kill_at) signal_tree(SIGKILL);
+    }
+  }
+  return 125;
+}

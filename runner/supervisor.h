@@ -1,0 +1,17 @@
+// Where ce-run-supervise (docker/supervise.cc) is: on the host, beside the
+// ce-run binary (both are built and installed together); in a commit's
+// container, bind-mounted read-only at one fixed path. Every command ce-run
+// runs in that container (everytime steps, the computation, `shell`) runs
+// under it, so nothing it started outlives ce-run.
+#pragma once
+
+#include <string>
+
+namespace ce::runner {
+
+inline constexpr const char* supervisor_in_container = "/.ce-run/supervise";
+
+// Throws, saying what to do, when the binary is not beside ce-run.
+std::string supervisor_on_host();
+
+}  // namespace ce::runner
