@@ -234,9 +234,15 @@ int main(int argc, char** argv) {
   if (child == 0) {
     ::setpgid(0, 0);
     // On a terminal (ce-run shell), the command's group must be the
-    // terminal's foreground, or reading it stops it (SIGTTIN). SIGTTOU is
-    // still blocked here, so the change is allowed.
-    if (::isatty(STDIN_FILENO)) ::tcsetpgrp(STDIN_FILENO, ::getpid());
+    // terminal's foreground, or reading it stops it (SIGTTIN); a background
+    // group may make that change only with SIGTTOU blocked.
+    if (::isatty(STDIN_FILENO)) {
+      sigset_t ttou;
+      sigemptyset(&ttou);
+      sigaddset(&ttou, SIGTTOU);
+      ::sigprocmask(SIG_BLOCK, &ttou, nullptr);
+      ::tcsetpgrp(STDIN_FILENO, ::getpid());
+    }
     ::sigprocmask(SIG_SETMASK, &original, nullptr);
     if (!lifeline_token) {
       int null = ::open("/dev/null", O_RDONLY);

@@ -197,8 +197,8 @@ void exclude_from_git(const GitIdentity& id) {
 // replaced.
 // (The image is not part of it: the stage key label says which stages the
 // container holds, and a container continued from a snapshot has another.)
-std::string settings_digest(const docker::ContainerSpec& spec) {
-  std::string text = spec.network_mode + "\n" + std::to_string(spec.nano_cpus) + "\n" +
+std::string settings_digest(const docker::ContainerSpec& spec, const SupervisorBinary& supervisor) {
+  std::string text = supervisor.identity + "\n" + spec.network_mode + "\n" + std::to_string(spec.nano_cpus) + "\n" +
                      std::to_string(spec.memory_bytes) + "\n" + std::to_string(spec.pids_limit) + "\n";
   for (const auto& e : spec.env) text += e + "\n";
   for (const auto& b : spec.binds)
@@ -232,8 +232,8 @@ std::string ancestor_snapshot(docker::Client& client, const Computation& c, cons
 }
 
 std::string commit_container(docker::Client& client, const Computation& c, const GitIdentity& id,
-                             const std::string& mapping_key, docker::ContainerSpec spec, bool incremental,
-                             bool& created) {
+                             const std::string& mapping_key, docker::ContainerSpec spec,
+                             const SupervisorBinary& supervisor, bool incremental, bool& created) {
   created = false;
   std::string path = (c.dir / "docker-container").string();
   auto read = read_mapping(path);
@@ -251,7 +251,7 @@ std::string commit_container(docker::Client& client, const Computation& c, const
       mapping.put({at(label::commit), at(label::tree), f.id, at(label::stage_key), at(label::created)});
     }
   }
-  std::string settings = settings_digest(spec);
+  std::string settings = settings_digest(spec, supervisor);
   std::string container;
   if (const MappingEntry* entry = mapping.find(mapping_key)) {
     auto info = client.find_container(entry->container);
@@ -491,6 +491,7 @@ int run_inner(const Command& command, Report& report) {
   clock.end(phase::setup);
 
   for (const auto& [k, v] : c.conf.env) env.push_back(k + "=" + v);
+  auto supervisor = supervisor_on_host();
   docker::ContainerSpec spec;
   spec.image = applied.image_id;
   spec.entrypoint = {"sleep"};
@@ -499,7 +500,7 @@ int run_inner(const Command& command, Report& report) {
   spec.env = env;
   spec.binds = {{gfs, gfs, docker::Access::read_write},
                 {c.dir.string(), c.dir.string(), docker::Access::read_only},
-                {supervisor_on_host(), supervisor_in_container, docker::Access::read_only}};
+                {supervisor.path, supervisor_in_container, docker::Access::read_only}};
   spec.network_mode = c.conf.network;
   spec.nano_cpus = c.conf.nano_cpus;
   spec.memory_bytes = c.conf.memory_bytes;
@@ -526,7 +527,7 @@ int run_inner(const Command& command, Report& report) {
     if (!lock) return exit_for_signal(watch.signal());
     exclude_from_git(identity);
     bool created = false;
-    container = commit_container(client, c, identity, mapping_key, spec, command.incremental, created);
+    container = commit_container(client, c, identity, mapping_key, spec, supervisor, command.incremental, created);
     report.container_id = container;
     report.container_created = created;
     clock.end(phase::container);

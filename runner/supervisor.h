@@ -11,7 +11,15 @@ namespace ce::runner {
 
 inline constexpr const char* supervisor_in_container = "/.ce-run/supervise";
 
+struct SupervisorBinary {
+  std::string path;
+  // Which file it is (device, inode, size, change time): a container binds
+  // the file it was made with, so when ce-run is rebuilt or reinstalled,
+  // this changes and the commit's container is made anew.
+  std::string identity;
+};
+
 // Throws, saying what to do, when the binary is not beside ce-run.
-std::string supervisor_on_host();
+SupervisorBinary supervisor_on_host();
 
 }  // namespace ce::runner
