@@ -512,8 +512,12 @@ int run_inner(const Command& command, Report& report) {
   ExecWatch watch(c.conf.timeout_seconds);
   stages::Supervision supervision{supervisor_in_container, &watch.cancellation()};
   // Waiting for a lock ends with a signal, and ce-run exits then.
-  auto take_lock = [&](const std::string& path) -> std::unique_ptr<stages::FileLock> {
+  auto take_lock = [&](const std::string& path, const char* holder,
+                       spdlog::level::level_enum level) -> std::unique_ptr<stages::FileLock> {
     try {
+      auto free = std::make_unique<stages::FileLock>(path, stages::Wait::no);
+      if (free->held()) return free;
+      spdlog::log(level, "waiting for {} to finish (Ctrl-C stops waiting)", holder);
       return std::make_unique<stages::FileLock>(path, stages::Wait::yes, &watch.cancellation());
     } catch (const docker::Cancelled&) {
       return nullptr;
@@ -523,7 +527,8 @@ int run_inner(const Command& command, Report& report) {
   {
     // Setup of the commit's container and its everytime steps: one at a time.
     auto lock = take_lock(std::string(lock_dir) + "/compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) +
-                          ".lock");
+                              ".lock",
+                          "another ce-run setting up this computation's container", spdlog::level::debug);
     if (!lock) return exit_for_signal(watch.signal());
     exclude_from_git(identity);
     bool created = false;
@@ -585,7 +590,7 @@ int run_inner(const Command& command, Report& report) {
   auto started = std::chrono::steady_clock::now();
   if (call) {
     fs::create_directories(fs::path(call->lock_path()).parent_path());
-    call_lock = take_lock(call->lock_path());
+    call_lock = take_lock(call->lock_path(), "another ce-run computing the same call", spdlog::level::info);
     if (!call_lock) return exit_for_signal(watch.signal());
     if (call->done()) {  // another ce-run computed it while we waited
       print_outputs(*call, *contract, "ok", report);

@@ -17,6 +17,7 @@
 // shard, and the 40,000-line floor applies to the whole corpus.
 #include <catch2/catch.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -77,32 +78,51 @@ std::vector<std::string> capture_lines(const std::string& command, const fs::pat
   return lines;
 }
 
-// Regular files of 20 to 60,000 bytes whose first line is a #! naming sh or
-// bash. About 120,000 files are looked at: one lstat and one short read each
-// (boost's status calls and an ifstream cost 3 s more per run).
-std::vector<fs::path> machine_scripts() {
-  std::vector<fs::path> found;
-  for (const char* root : {"/usr/bin", "/usr/sbin", "/usr/share", "/usr/lib", "/etc"}) {
-    boost::system::error_code ec;
-    for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
-         it != end; it.increment(ec)) {
-      if (ec) break;
-      const auto& path = it->path();
-      struct stat st;
-      if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 20 || st.st_size > 60000)
-        continue;
-      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) continue;
-      char head[256];  // the kernel reads no more of a #! line either
-      ssize_t n = ::read(fd, head, sizeof head);
-      ::close(fd);
-      std::string_view first(head, n > 0 ? static_cast<std::size_t>(n) : 0);
-      first = first.substr(0, first.find('\n'));
-      if (first.rfind("#!", 0) == 0 &&
-          (first.find("/sh") != std::string_view::npos || first.find("bash") != std::string_view::npos))
-        found.push_back(path);
+// Whether `path` (a regular file) holds 20 to 60,000 bytes and its first
+// line is a #! naming sh or bash.
+bool is_shell_script(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  char head[256];  // the kernel reads no more of a #! line either
+  ssize_t n = ::read(fd, head, sizeof head);
+  struct stat st;
+  bool sized = n >= 2 && head[0] == '#' && head[1] == '!' && ::fstat(fd, &st) == 0 && st.st_size >= 20 &&
+               st.st_size <= 60000;
+  ::close(fd);
+  if (!sized) return false;
+  std::string_view first(head, static_cast<std::size_t>(n));
+  first = first.substr(0, first.find('\n'));
+  return first.find("/sh") != std::string_view::npos || first.find("bash") != std::string_view::npos;
+}
+
+// Every shard looks at the 120,000 files under the roots: with readdir's
+// file types and one open and read per file, in 1 s, not the 3 s of
+// boost's iterator with its status calls. Symbolic links are not followed.
+void find_shell_scripts(const std::string& dir, std::vector<fs::path>& found) {
+  DIR* listing = ::opendir(dir.c_str());
+  if (!listing) return;
+  std::vector<std::string> subdirectories;
+  while (const dirent* entry = ::readdir(listing)) {
+    std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = dir + "/" + std::string(name);
+    unsigned char type = entry->d_type;
+    struct stat st;
+    if (type == DT_UNKNOWN && ::lstat(path.c_str(), &st) == 0)
+      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+    if (type == DT_DIR) {
+      subdirectories.push_back(std::move(path));
+    } else if (type == DT_REG && is_shell_script(path)) {
+      found.emplace_back(path);
     }
   }
+  ::closedir(listing);
+  for (const auto& sub : subdirectories) find_shell_scripts(sub, found);
+}
+
+std::vector<fs::path> machine_scripts() {
+  std::vector<fs::path> found;
+  for (const char* root : {"/usr/bin", "/usr/sbin", "/usr/share", "/usr/lib", "/etc"}) find_shell_scripts(root, found);
   std::sort(found.begin(), found.end());
   return found;
 }

@@ -42,9 +42,11 @@ RunResult run_ce(const std::vector<std::string>& args) {
   return r;
 }
 
-int spawn_ce(const std::vector<std::string>& args) {
+int spawn_ce(const std::vector<std::string>& args, const std::string& stderr_file,
+             const std::vector<std::string>& env) {
   pid_t pid = ::fork();
   if (pid == 0) {
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
     std::vector<char*> argv;
     std::string binary = ce_run_binary();
     argv.push_back(binary.data());
@@ -55,7 +57,7 @@ int spawn_ce(const std::vector<std::string>& args) {
     // a second time from here.
     int null = ::open("/dev/null", O_WRONLY);
     ::dup2(null, 1);
-    ::dup2(null, 2);
+    ::dup2(stderr_file.empty() ? null : ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
     ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }

@@ -17,8 +17,10 @@ struct RunResult {
 
 // Runs `ce-run ARGS...` (arguments quoted for the shell) and waits.
 RunResult run_ce(const std::vector<std::string>& args);
-// Starts it in the background; returns its pid. Output goes to /dev/null.
-int spawn_ce(const std::vector<std::string>& args);
+// Starts it in the background; returns its pid. Output goes to /dev/null,
+// or stderr to `stderr_file`; `env` adds NAME=VALUE variables.
+int spawn_ce(const std::vector<std::string>& args, const std::string& stderr_file = {},
+             const std::vector<std::string>& env = {});
 
 // Writes files (path relative to dir -> content; a name ending in "exec" is
 // made executable), then `git init` and commits them all.
