@@ -59,7 +59,8 @@ const char* const usage_text =
     "\n"
     "exit status: the computation's own; 125 when ce-run or a setup step fails,\n"
     "126 when the command cannot be executed, 127 when it is not found, 124\n"
-    "when docker.conf's timeout stopped it, 130/143 when interrupted.\n"
+    "when docker.conf's timeout stopped it, 130/143 when interrupted, 141 when\n"
+    "ce-run's standard output was closed.\n"
     "See docs/cli.md.\n";
 
 void setup_logging(Verbosity verbosity) {

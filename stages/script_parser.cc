@@ -637,7 +637,8 @@ class Parser {
   // newline, as it takes a terminating `;`, so that its last line is bash's.
   // Only a live `\` can put the newline on a later line than the last token.
   void take_continued_line(const Token& terminator) {
-    if (location(terminator.begin).line > location(unit_end_ - 1).line) unit_end_ = terminator.end;
+    if (unit_end_ > unit_begin_ && location(terminator.begin).line > location(unit_end_ - 1).line)
+      unit_end_ = terminator.end;
   }
 
   void end_unit() {

@@ -124,5 +124,7 @@ TEST_CASE("docs/architecture.md gives the fuzzing time that tests/CMakeLists.txt
   std::ifstream doc(std::string(CE_SOURCE_DIR) + "/docs/architecture.md");
   std::ostringstream arch;
   arch << doc.rdbuf();
-  CHECK_THAT(arch.str(), Catch::Contains(" " + seconds[1].str() + " s each"));
+  std::string architecture = arch.str();
+  INFO("docs/architecture.md must say: run by ctest for " << seconds[1] << " s each");
+  CHECK(std::regex_search(architecture, std::regex("for\\s" + seconds[1].str() + " s each")));
 }
