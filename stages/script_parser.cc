@@ -393,30 +393,71 @@ class Parser {
   }
 
   // After "((" (or "$(("): the inner text up to the ')' that closes the
-  // second '(', which must be followed by ')'. Restores nothing on failure.
+  // second '(', which must be followed by ')'. On failure the caller puts
+  // the position back; everything else the attempt changed is put back
+  // here: a $( ) inside may have thrown halfway (leaving the nesting counts
+  // raised, which made every later unit record nothing and crashed
+  // finish_spans, found by fuzzing) or read here-documents that the second
+  // reading, as a subshell, reads again.
   bool try_scan_arithmetic() {
-    int level = 1;
+    ParserState before = save_state();
+    bool scanned = false;
     try {
-      while (!at_end()) {
-        char c = src_[pos_];
-        if (c == '(') {
-          ++level;
-          ++pos_;
-        } else if (c == ')') {
-          ++pos_;
-          if (--level == 0) {
-            if (ch(pos_) != ')') return false;
-            ++pos_;
-            return true;
-          }
-        } else if (!scan_quoted_piece()) {
-          ++pos_;
-        }
-      }
+      scanned = scan_arithmetic();
     } catch (const SyntaxError&) {
-      return false;
+    }
+    if (!scanned) restore_state(std::move(before));
+    return scanned;
+  }
+
+  bool scan_arithmetic() {
+    int level = 1;
+    while (!at_end()) {
+      char c = src_[pos_];
+      if (c == '(') {
+        ++level;
+        ++pos_;
+      } else if (c == ')') {
+        ++pos_;
+        if (--level == 0) {
+          if (ch(pos_) != ')') return false;
+          ++pos_;
+          return true;
+        }
+      } else if (!scan_quoted_piece()) {
+        ++pos_;
+      }
     }
     return false;
+  }
+
+  // What parsing changes besides the position, for try_scan_arithmetic.
+  struct ParserState {
+    std::optional<Token> ahead;
+    std::vector<Heredoc> pending;
+    std::size_t bodies, warnings, unit_tokens, unit_end;
+    int depth, word_nesting;
+    bool assignment_allowed, case_patterns, declaration;
+  };
+
+  ParserState save_state() const {
+    return {ahead_,    pending_,      bodies_.size(),      result_.warnings.size(), unit_tokens_.size(),
+            unit_end_, depth_,        word_nesting_,       assignment_allowed_,     case_patterns_,
+            declaration_};
+  }
+
+  void restore_state(ParserState s) {
+    ahead_ = std::move(s.ahead);
+    pending_ = std::move(s.pending);
+    bodies_.resize(s.bodies);
+    result_.warnings.resize(s.warnings);
+    unit_tokens_.resize(s.unit_tokens);
+    unit_end_ = s.unit_end;
+    depth_ = s.depth;
+    word_nesting_ = s.word_nesting;
+    assignment_allowed_ = s.assignment_allowed;
+    case_patterns_ = s.case_patterns;
+    declaration_ = s.declaration;
   }
 
   void scan_matched(char open_char, char close_char, std::size_t open, const char* what) {

@@ -213,3 +213,16 @@ TEST_CASE("continued comments: several continued lines, blank lines, compound co
   CHECK(units[0].normalized == "cat << EOF <<body\nEOF\n");
   CHECK(units[1].first_line == 5);
 }
+
+TEST_CASE("a (( that turns out not to be arithmetic is read again as subshells from a clean state", "[parser]") {
+  // The first reading, as arithmetic, already read the here-document inside
+  // the $( ), or failed halfway through a $( ): both crashed once (found by
+  // fuzzing).
+  std::string text = "((echo $(cat <<EOF\nx\nEOF\n)) )\nnext\n";
+  auto units = parse_script(text).units;
+  REQUIRE(units.size() == 2);
+  CHECK(units[0].spans == std::vector<std::pair<std::size_t, std::size_t>>{{0, 29}});
+  CHECK(units[0].last_line == 4);
+  CHECK(units[1].first_line == 5);
+  CHECK(split("((<<\"\"\n$(>\n\n))\nf\n").lines == Lines{{1, 4}, {5, 5}});
+}
