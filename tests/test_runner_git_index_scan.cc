@@ -84,7 +84,7 @@ const char* const commit = "git -c user.name=t -c user.email=t@e commit -q";
 }  // namespace
 
 TEST_CASE("identify lists exactly what git status lists, and leaves the index alone", "[git]") {
-  TempDir dir;
+  TempDir dir(TempDir::Storage::memory);
   fs::path base = dir.path() / "base", work = dir.path() / "work";
   make_base(base);
   const std::vector<std::pair<const char*, std::string>> scenarios = {
@@ -152,7 +152,7 @@ TEST_CASE("identify lists exactly what git status lists, and leaves the index al
 }
 
 TEST_CASE("the index scan proves a clean tree clean and names what changed", "[git]") {
-  TempDir dir;
+  TempDir dir(TempDir::Storage::memory);
   make_base(dir.path());
   sh(dir.path(), "git update-index -q --refresh; true");
   auto scan = [&](const std::string& sub) {
@@ -183,7 +183,7 @@ TEST_CASE("the index scan proves a clean tree clean and names what changed", "[g
 TEST_CASE("a truncated or corrupt index is refused or left to libgit2, never read out of bounds", "[git]") {
   // The scan alone: libgit2 1.5 itself leaks on some corrupt indexes, which
   // would fail the sanitizer pass for a fault not ours.
-  TempDir dir;
+  TempDir dir(TempDir::Storage::memory);
   make_base(dir.path());
   auto tree = [&] { return identify((dir.path() / "comp").string()).tree; }();
   git_oid subtree;

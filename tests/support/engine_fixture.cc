@@ -17,8 +17,13 @@ std::string unique_token() {
 }
 }  // namespace
 
-TempDir::TempDir() {
-  path_ = boost::filesystem::temp_directory_path() / ("ce-test-" + unique_token());
+TempDir::TempDir(Storage storage) {
+  boost::system::error_code ec;
+  boost::filesystem::path base = storage == Storage::memory && boost::filesystem::is_directory("/dev/shm", ec) &&
+                                         ::access("/dev/shm", W_OK) == 0
+                                     ? boost::filesystem::path("/dev/shm")
+                                     : boost::filesystem::temp_directory_path();
+  path_ = base / ("ce-test-" + unique_token());
   boost::filesystem::create_directories(path_);
 }
 
