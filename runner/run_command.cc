@@ -392,11 +392,12 @@ int run_inner(const Command& command, Report& report) {
       argv.push_back(exec.string());
       if (!contract) argv.insert(argv.end(), command.inputs.begin(), command.inputs.end());
     }
-    if (!no_command.empty() && !command.dry_run) {
-      spdlog::error("error: {}", no_command);
-      return no_command_code;
-    }
   }
+  auto report_no_command = [&] {
+    spdlog::error("error: {}", no_command);
+    return no_command_code;
+  };
+  if (!no_command.empty() && !command.dry_run) return report_no_command();
 
   clock.end(phase::load);
   auto identity = identify(c.dir.string());
@@ -444,7 +445,7 @@ int run_inner(const Command& command, Report& report) {
     }
     if (command.dry_run) {
       print_outputs(*call, *contract, "MISSING", report);
-      return 0;
+      return no_command.empty() ? 0 : report_no_command();
     }
   }
   for (const auto& w : all_warnings(c.script, c.conf)) spdlog::warn("{}", format(c.script, w));
@@ -471,11 +472,7 @@ int run_inner(const Command& command, Report& report) {
                                 ? "would reuse " + entry->container.substr(0, 12) + " if made from these stages"
                                 : "would make one for commit " + identity.commit.substr(0, 12);
     print_plan(c, identity, plan, argv, container);
-    if (!no_command.empty()) {
-      spdlog::error("error: {}", no_command);
-      return no_command_code;
-    }
-    return 0;
+    return no_command.empty() ? 0 : report_no_command();
   }
 
   std::vector<std::string> env = {"COMPDIR=" + c.dir.string(), "GFSDIR=" + gfs, "CE_COMMIT=" + identity.commit};

@@ -112,6 +112,16 @@ TEST_CASE("a dry run without a command shows the whole plan, then says what is m
   CHECK(real.exit_code == 127);
   CHECK(real.out.empty());
   CHECK(c.images() == 0);
+
+  // A CompEval call: its outputs, then the same error.
+  GfsCall g;
+  sh(g.c.dir.path(), "git rm -q exec && git -c user.name=t -c user.email=t@e commit -q -m 'no exec'");
+  auto call = g.run({"-n"});
+  CHECK(call.exit_code == 127);
+  auto outputs = g.paths(call.out);
+  REQUIRE(outputs.size() == 2);
+  CHECK(call.out == outputs[0] + " MISSING\n" + outputs[1] + " MISSING\n");
+  CHECK_THAT(call.err, Catch::EndsWith("/exec: no exec file; add one, or give a command after --\n"));
 }
 
 TEST_CASE("uncommitted changes are refused, listing the files, unless --allow-dirty", "[docker][cli]") {
