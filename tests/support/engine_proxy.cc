@@ -1,8 +1,8 @@
 #include "support/engine_proxy.h"
 
-#include <arpa/inet.h>
+#include "support/fake_engine.h"
+
 #include <cstring>
-#include <netinet/in.h>
 #include <poll.h>
 #include <regex>
 #include <stdexcept>
@@ -14,15 +14,7 @@ namespace ce::test {
 
 EngineProxy::EngineProxy(long reported_pid, std::string engine_socket)
     : pid_(reported_pid), socket_(std::move(engine_socket)) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof address;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::listen(listen_fd_, 64) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0)
-    throw std::runtime_error("cannot listen on 127.0.0.1");
-  uri_ = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  listen_fd_ = listen_on_loopback(uri_);
   thread_ = std::thread([this] { serve(); });
 }
 

@@ -11,18 +11,25 @@
 
 namespace ce::test {
 
+int listen_on_loopback(std::string& uri) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;  // any free port
+  socklen_t size = sizeof address;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 64) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error("cannot listen on 127.0.0.1");
+  }
+  uri = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  return fd;
+}
+
 FakeEngine::FakeEngine(std::vector<Reply> replies, Listen listen) : replies_(std::move(replies)) {
   if (listen == Listen::tcp_loopback) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;  // any free port
-    socklen_t size = sizeof address;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listen_fd_, 8) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0)
-      throw std::runtime_error("cannot listen on 127.0.0.1");
-    uri_ = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+    listen_fd_ = listen_on_loopback(uri_);
     thread_ = std::thread([this] { serve(); });
     return;
   }

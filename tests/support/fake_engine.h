@@ -11,6 +11,10 @@
 
 namespace ce::test {
 
+// A listening TCP socket on 127.0.0.1 at a free port; `uri` gets
+// "tcp://127.0.0.1:PORT". Throws if it cannot listen.
+int listen_on_loopback(std::string& uri);
+
 class FakeEngine {
  public:
   struct Reply {
