@@ -1,5 +1,12 @@
 #include "runner/container_mapping.h"
 
+#include "runner/compdir.h"
+#include "docker/client.h"
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include "stages/host_files.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -80,11 +87,56 @@ MappingRead parse_mapping(const std::string& text) {
 }
 
 MappingRead read_mapping(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};  // no file yet: nothing to say
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_mapping(text.str());
+  stages::Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return {};  // no file yet: nothing to say
+  return parse_mapping(stages::read_all(fd.get(), path));
+}
+
+MappingRead read_mapping(const CompDir& compdir) {
+  try {
+    auto text = compdir.read("docker-container");
+    if (!text) return {};  // no file yet: nothing to say
+    return parse_mapping(*text);
+  } catch (const std::exception& e) {
+    MappingRead read;
+    read.problem = std::string("it cannot be used (") + e.what() + ")";
+    return read;
+  }
+}
+
+// The directories a container mounts from paths a user controls must be
+// the ones ce-run opened and checked: a path swapped for a symlink between
+// the check and the engine's mount would show the container another
+// directory. Compares the mounts, as the container's root sees them, with
+// the descriptors (device and inode).
+void check_mounts(docker::Client& client, const std::string& container,
+                  const std::vector<std::pair<std::string, int>>& expected) {
+  auto info = client.find_container(container);
+  if (!info || info->state.pid <= 0) throw std::runtime_error("the container " + container.substr(0, 12) + " is not running");
+  stages::Fd root(::open(("/proc/" + std::to_string(info->state.pid) + "/root").c_str(),
+                         O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) throw std::runtime_error("cannot look into the container " + container.substr(0, 12));
+  for (const auto& [path, fd] : expected) {
+    struct open_how how {};
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    stages::Fd mounted(static_cast<int>(::syscall(SYS_openat2, root.get(), path.c_str(), &how, sizeof how)));
+    struct stat inside {}, outside {};
+    if (!mounted || ::fstat(mounted.get(), &inside) != 0 || ::fstat(fd, &outside) != 0 ||
+        inside.st_dev != outside.st_dev || inside.st_ino != outside.st_ino) {
+      client.remove_container(container, docker::Force::yes);
+      throw std::runtime_error("the container mounted another directory than " + path +
+                               " (was the path changed while ce-run ran?); the container was removed; run again");
+    }
+  }
+}
+
+bool is_run_container_of(const docker::Labels& labels, const std::string& compdir, const std::string& commit) {
+  auto is = [&](const char* key, const std::string& value) {
+    auto it = labels.find(key);
+    return it != labels.end() && it->second == value;
+  };
+  return is(label::role, "run") && is(label::compdir, compdir) && is(label::commit, commit);
 }
 
 std::string format_mapping(const ContainerMapping& mapping) {
@@ -94,33 +146,8 @@ std::string format_mapping(const ContainerMapping& mapping) {
   return out;
 }
 
-void write_mapping(const std::string& path, const ContainerMapping& mapping) {
-  std::string text = format_mapping(mapping);
-  std::string temp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + temp + ": " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      ::unlink(temp.c_str());
-      throw std::runtime_error("cannot write " + temp + ": " + std::strerror(error));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error("cannot write " + temp + ": " + std::strerror(error));
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error("cannot replace " + path + ": " + std::strerror(error));
-  }
+void write_mapping(const CompDir& compdir, const ContainerMapping& mapping, const Invoker& invoker) {
+  write_compdir_file(compdir, "docker-container", format_mapping(mapping), invoker);
 }
 
 }  // namespace ce::runner

@@ -20,7 +20,43 @@
 #include <string>
 #include <vector>
 
+#include "docker/types.h"
+
+namespace ce::docker {
+class Client;
+}
+
 namespace ce::runner {
+
+struct CompDir;
+struct Invoker;
+
+// The labels of a commit's container (its role is "run"): the one place of
+// their names.
+namespace label {
+inline constexpr const char* role = "ce-run.role";  // "run" on a commit's container
+inline constexpr const char* computation = "ce-run.computation";
+inline constexpr const char* compdir = "ce-run.compdir";
+inline constexpr const char* commit = "ce-run.commit";
+inline constexpr const char* tree = "ce-run.tree";
+inline constexpr const char* stage_key = "ce-run.stage.key";
+inline constexpr const char* settings = "ce-run.settings";  // digest of the container's settings
+inline constexpr const char* created = "ce-run.created";
+inline constexpr const char* staging = "ce-run.staging";  // its staging directory's key (gfs.h)
+inline constexpr const char* snapshot_of = "ce-run.snapshot.of";  // the ancestor commit continued from
+}  // namespace label
+
+// True when the labels say the container is the run container of `commit`
+// (a mapping key) of the computation in `compdir`: the docker-container file
+// is the user's, so what it names is used only if the engine agrees.
+bool is_run_container_of(const docker::Labels& labels, const std::string& compdir, const std::string& commit);
+
+// The directories a container mounts from paths a user controls (COMPDIR,
+// the GFS) must be the ones ce-run opened and checked: compares each
+// mount, as the container's root sees it, with its descriptor (device and
+// inode). On a difference the container is removed and this throws.
+void check_mounts(docker::Client& client, const std::string& container,
+                  const std::vector<std::pair<std::string, int>>& expected);
 
 struct MappingEntry {
   std::string commit;
@@ -45,9 +81,10 @@ struct MappingRead {
 };
 
 MappingRead read_mapping(const std::string& path);
+MappingRead read_mapping(const CompDir& compdir);
 MappingRead parse_mapping(const std::string& text);
 std::string format_mapping(const ContainerMapping& mapping);
-// Throws std::runtime_error naming the path.
-void write_mapping(const std::string& path, const ContainerMapping& mapping);
+// With the invoker's rights; throws std::runtime_error naming the path.
+void write_mapping(const CompDir& compdir, const ContainerMapping& mapping, const Invoker& invoker);
 
 }  // namespace ce::runner

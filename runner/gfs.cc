@@ -5,48 +5,53 @@
 #include <Poco/SHA2Engine.h>
 
 #include <boost/filesystem.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <climits>
 #include <cstring>
+#include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
+#include <linux/magic.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace ce::runner {
 
 namespace fs = boost::filesystem;
+using stages::Create;
+using stages::Fd;
 
 namespace {
 
 const char* const record_signature = "ce-run call record 1";
 
+// Who owns every directory and file below the GFS: ce-run's own user.
+uid_t owner() { return ::geteuid(); }
+
 template <typename Engine>
-std::string hash_file(const std::string& path, Engine& engine) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+std::string hash_fd(int fd, Engine& engine, const std::string& shown) {
   char buffer[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
+  for (off_t offset = 0;;) {
+    ssize_t n = ::pread(fd, buffer, sizeof buffer, offset);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      throw std::runtime_error("cannot read " + path + ": " + std::strerror(error));
-    }
+    if (n < 0) throw std::runtime_error("cannot read " + shown + ": " + std::strerror(errno));
     if (n == 0) break;
+    offset += n;
     engine.update(buffer, static_cast<unsigned>(n));
   }
-  ::close(fd);
   return Poco::DigestEngine::digestToHex(engine.digest());
 }
 
-std::vector<std::string> read_lines(const fs::path& file) {
-  std::ifstream in(file.string());
-  if (!in) throw std::runtime_error("cannot read " + file.string());
+std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
+  std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
     if (!line.empty()) lines.push_back(line);
@@ -54,73 +59,34 @@ std::vector<std::string> read_lines(const fs::path& file) {
   return lines;
 }
 
-// Copies a file's bytes with read and write: Boost 1.74's copy_file fails
-// with EXDEV between file systems (copy_file_range without a fallback), and
-// the GFS is often on another one. Returns 0 or the errno.
-int copy_contents(const std::string& from, const std::string& to) {
-  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return errno;
-  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (out < 0) {
-    int error = errno;
-    ::close(in);
-    return error;
+// A file of a kernel pseudo file system (/proc, /sys, ...): it looks like a
+// regular file but is the kernel's or another process's state.
+bool on_pseudo_file_system(int fd) {
+  struct statfs info {};
+  if (::fstatfs(fd, &info) != 0) return true;
+  switch (static_cast<unsigned long>(info.f_type)) {
+    case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case DEBUGFS_MAGIC: case SECURITYFS_MAGIC: case TRACEFS_MAGIC:
+    case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC: case BPF_FS_MAGIC: case EFIVARFS_MAGIC:
+      return true;
+    default:
+      return false;
   }
-  int error = 0;
-  char buffer[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(in, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n < 0) error = errno;
-      break;
-    }
-    for (ssize_t done = 0; done < n && error == 0;) {
-      ssize_t w = ::write(out, buffer + done, static_cast<std::size_t>(n - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) error = w < 0 ? errno : EIO;
-      else done += w;
-    }
-    if (error != 0) break;
-  }
-  ::close(in);
-  if (::close(out) != 0 && error == 0) error = errno;
-  return error;
 }
 
-// Writes `text` to `path` through a temporary file in the same directory.
-void write_atomically(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  fs::path temp = path.parent_path() / (".tmp." + path.filename().string() + "." + std::to_string(::getpid()));
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + temp.string() + ": " + std::strerror(errno));
-  const char* data = text.data();
-  std::size_t left = text.size();
-  bool ok = true;
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ok = false;
-      break;
-    }
-    data += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  int error = errno;
-  if (ok && ::fsync(fd) != 0) ok = false, error = errno;
-  if (::close(fd) != 0 && ok) ok = false, error = errno;
-  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
-    if (ok) error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(error));
-  }
+std::string number(std::size_t k) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%02zu", k);
+  return text;
 }
 
 std::string host_name() {
   char name[256] = {};
   ::gethostname(name, sizeof name - 1);
   return name;
+}
+
+std::string space_hint(int error, const std::string& where) {
+  return error == ENOSPC || error == EDQUOT ? "; free space in " + where + " and run again" : std::string();
 }
 
 }  // namespace
@@ -133,34 +99,83 @@ std::optional<std::uint64_t> full_file_system(const std::string& path) {
   return std::nullopt;
 }
 
-std::string sha1_file(const std::string& path) {
+std::string sha1_fd(int fd, const std::string& shown) {
   Poco::SHA1Engine engine;
-  return hash_file(path, engine);
+  return hash_fd(fd, engine, shown);
 }
 
-std::string sha256_file(const std::string& path) {
+std::string sha256_fd(int fd, const std::string& shown) {
   Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
-  return hash_file(path, engine);
+  return hash_fd(fd, engine, shown);
 }
 
-std::optional<CallContract> read_contract(const std::string& compdir) {
-  fs::path dir = compdir;
-  auto pick = [&](const char* plain, const char* long_name) -> fs::path {
-    if (fs::exists(dir / plain)) return dir / plain;
-    if (fs::exists(dir / long_name)) return dir / long_name;
+std::string sha1_file(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  return sha1_fd(fd.get(), path);
+}
+
+std::optional<CallContract> read_contract(int compdir, const std::string& compdir_path, const std::string& shown) {
+  auto at = [&](const std::string& name) { return (fs::path(shown) / name).lexically_normal().string(); };
+  // A contract file: a regular file of the repository, never a link.
+  auto pick = [&](const char* plain, const char* long_name) -> std::string {
+    for (const char* name : {plain, long_name}) {
+      struct stat st {};
+      if (::fstatat(compdir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (S_ISLNK(st.st_mode))
+        throw std::runtime_error(at(name) + " is a symbolic link; ce-run reads only regular files of the "
+                                            "repository and never follows a link there: commit the file itself");
+      if (!S_ISREG(st.st_mode)) throw std::runtime_error(at(name) + " is not a regular file");
+      return name;
+    }
     return {};
   };
-  fs::path outputs = pick("outputs", "compeval-outputs");
+  auto read = [&](const std::string& name) {
+    Fd fd = stages::open_regular_at(compdir, name, at(name));
+    if (!fd) throw std::runtime_error("cannot read " + at(name));
+    return lines_of(stages::read_all(fd.get(), at(name), std::size_t{1} << 20));
+  };
+  std::string outputs = pick("outputs", "compeval-outputs");
   if (outputs.empty()) return std::nullopt;
   CallContract contract;
-  contract.outputs = read_lines(outputs);
+  contract.outputs = read(outputs);
   if (contract.outputs.empty())
-    throw std::runtime_error(outputs.string() + " names no output; write one symbolic name per line");
-  fs::path inputs = pick("inputs", "compeval-inputs");
-  if (!inputs.empty()) contract.inputs = read_lines(inputs);
-  fs::path exec = pick("exec", "compeval-exec");
-  contract.exec = exec.empty() ? (dir / "exec").string() : exec.string();
+    throw std::runtime_error(at(outputs) + " names no output; write one symbolic name per line");
+  std::string inputs = pick("inputs", "compeval-inputs");
+  if (!inputs.empty()) contract.inputs = read(inputs);
+  std::string exec = pick("exec", "compeval-exec");
+  contract.exec = (fs::path(compdir_path) / (exec.empty() ? "exec" : exec)).string();
   return contract;
+}
+
+Gfs::Gfs(const std::string& path)
+    : path_(path), fd_(std::make_shared<Fd>(stages::open_directory(path, std::nullopt))) {}
+
+void Gfs::check_allowed(const Invoker& invoker, const std::string& default_path,
+                        const std::vector<std::string>& allowed) const {
+  if (invoker.root()) return;
+  struct stat st {};
+  if (::fstat(fd(), &st) != 0) throw std::runtime_error("cannot inspect the GFS " + path_);
+  if (st.st_uid == invoker.uid) return;  // a directory of the user's own
+  // Where the descriptor really is, whatever the path led to.
+  char real[PATH_MAX + 1] = {};
+  std::string link = "/proc/self/fd/" + std::to_string(fd());
+  ssize_t n = ::readlink(link.c_str(), real, PATH_MAX);
+  std::string where = n > 0 ? std::string(real, static_cast<std::size_t>(n)) : std::string();
+  auto same = [&](const std::string& p) {
+    boost::system::error_code ec;
+    auto canonical = fs::canonical(p, ec);
+    return !ec && canonical.string() == where;
+  };
+  if (st.st_uid == owner() && (same(default_path) || std::any_of(allowed.begin(), allowed.end(), same))) return;
+  throw std::runtime_error("the global file storage " + path_ + " is not one you may use: it belongs to uid " +
+                           std::to_string(st.st_uid) + ", not to you, and it is neither the default (" +
+                           default_path + ") nor one the administrator allows (gfs in /etc/ce-run/host.conf); "
+                           "use a directory of your own (--gfs DIR), or ask the administrator");
+}
+
+Fd Gfs::dir(const std::string& relative, Create create) const {
+  return stages::open_directory_at(fd(), relative, create, 0755, owner(), path_);
 }
 
 std::string format_record(const CallRecord& r) {
@@ -179,6 +194,7 @@ std::string format_record(const CallRecord& r) {
       << "base_image_id " << r.base_image_id << "\n"
       << "final_key " << r.final_key << "\n"
       << "host " << r.host << "\n";
+  if (!r.compdir.empty()) out << "compdir " << r.compdir << "\n";
   for (const auto& [name, sha1] : r.inputs) out << "input " << sha1 << " " << name << "\n";
   for (const auto& o : r.outputs) out << "output " << o.sha256 << " " << o.size << " " << o.name << "\n";
   out << "end-of-record\n";
@@ -215,6 +231,7 @@ std::optional<CallRecord> parse_record(const std::string& text, std::string* pro
       else if (key == "base_image_id") r.base_image_id = value;
       else if (key == "final_key") r.final_key = value;
       else if (key == "host") r.host = value;
+      else if (key == "compdir") r.compdir = value;
       else if (key == "input") {
         auto sep = value.find(' ');
         if (sep != 40) return fail("the record is damaged");
@@ -238,9 +255,9 @@ std::optional<CallRecord> parse_record(const std::string& text, std::string* pro
   return r;
 }
 
-Call::Call(const std::string& gfs, const std::string& name, const std::string& computation_id,
-           const CallContract& contract, const std::vector<std::string>& input_paths)
-    : gfs_(gfs), contract_(contract) {
+Call::Call(const Gfs& gfs, const std::string& name, const std::string& computation_id,
+           const CallContract& contract, const std::vector<std::string>& input_paths, const Invoker& invoker)
+    : gfs_(&gfs), name_(name), cid_(computation_id.substr(0, 12)), contract_(contract) {
   if (input_paths.size() != contract.inputs.size()) {
     std::string names;
     for (const auto& n : contract.inputs) names += (names.empty() ? "" : ", ") + n;
@@ -252,128 +269,307 @@ Call::Call(const std::string& gfs, const std::string& name, const std::string& c
     InputFile f;
     f.name = contract.inputs[i];
     f.path = fs::absolute(input_paths[i]).lexically_normal().string();
-    if (!fs::is_regular_file(f.path) || ::access(f.path.c_str(), R_OK) != 0)
-      throw std::runtime_error("input " + std::to_string(i + 1) + " (" + f.name + "): " + input_paths[i] +
-                               " is not a readable regular file");
-    f.sha1 = sha1_file(f.path);
-    f.stored = (fs::path(gfs_) / "tinputs" / f.sha1.substr(0, 2) / f.sha1.substr(2, 10)).string();
+    std::string which = "input " + std::to_string(i + 1) + " (" + f.name + "): " + input_paths[i];
+    // Opened as the user would open it: root's rights never read an input.
+    Fd fd;
+    try {
+      fd = open_as_invoker(invoker, f.path, O_RDONLY | O_NONBLOCK);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(which + " is not a readable regular file (" + e.what() + ")");
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      throw std::runtime_error(which + " is not a readable regular file (" +
+                               (S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket") + ")");
+    if (on_pseudo_file_system(fd.get()))
+      throw std::runtime_error(which + " is not a readable regular file (a file of the kernel's /proc or /sys, "
+                                       "not of a disk)");
+    int flags = ::fcntl(fd.get(), F_GETFL);
+    if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+    f.sha1 = sha1_fd(fd.get(), f.path);
+    f.fd = std::make_shared<Fd>(std::move(fd));
+    f.stored = (fs::path(gfs.path()) / "tinputs" / f.sha1.substr(0, 2) / f.sha1.substr(2, 10)).string();
     ins_ += (ins_.empty() ? "" : "_") + f.sha1.substr(0, 12);
     inputs_.push_back(std::move(f));
   }
   if (ins_.empty()) ins_ = "none";
-  dir_ = (fs::path(gfs_) / ("c_" + name) / computation_id.substr(0, 12)).string();
 }
+
+std::string Call::relative_dir() const { return "c_" + name_ + "/" + cid_; }
+Fd Call::call_dir(Create create) const { return gfs_->dir(relative_dir(), create); }
 
 std::string Call::output_path(std::size_t k) const {
-  char number[24];
-  std::snprintf(number, sizeof number, "%02zu", k);
-  return (fs::path(dir_) / number / ins_).string();
+  return (fs::path(gfs_->path()) / relative_dir() / number(k) / ins_).string();
 }
 
-std::string Call::record_path() const { return (fs::path(dir_) / "done" / ins_).string(); }
-std::string Call::lock_path() const { return (fs::path(dir_) / ".locks" / ins_).string(); }
-std::string Call::staging_root() const { return (fs::path(dir_) / ".staging").string(); }
+std::string Call::record_path() const { return (fs::path(gfs_->path()) / relative_dir() / "done" / ins_).string(); }
+
+Fd Call::lock_dir() const { return gfs_->dir(relative_dir() + "/.locks", Create::yes); }
 
 std::optional<CallRecord> Call::done(std::string* problem) const {
-  std::ifstream in(record_path(), std::ios::binary);
-  if (!in) {
-    if (problem) *problem = "no record";
+  auto fail = [&](const std::string& why) -> std::optional<CallRecord> {
+    if (problem) *problem = why;
     return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  auto record = parse_record(text.str(), problem);
+  };
+  Fd dir = call_dir(Create::no);
+  Fd done_dir = dir ? stages::open_directory_at(dir.get(), "done", Create::no, 0755, owner(), record_path()) : Fd();
+  Fd fd = done_dir ? stages::open_regular_at(done_dir.get(), ins_, record_path()) : Fd();
+  if (!fd) return fail("no record");
+  struct stat st {};
+  // Only a record ce-run wrote counts.
+  if (::fstat(fd.get(), &st) != 0 || st.st_uid != owner() || (st.st_mode & 0222) != 0)
+    return fail("the record is not one ce-run wrote");
+  auto record = parse_record(stages::read_all(fd.get(), record_path(), std::size_t{1} << 20), problem);
   if (!record) return std::nullopt;
-  if (record->outputs.size() != contract_.outputs.size()) {
-    if (problem) *problem = "the record names " + std::to_string(record->outputs.size()) + " outputs, not " +
-                            std::to_string(contract_.outputs.size());
-    return std::nullopt;
+  if (record->inputs.size() != inputs_.size())
+    return fail("the record names " + std::to_string(record->inputs.size()) + " inputs, not " +
+                std::to_string(inputs_.size()));
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    const auto& f = inputs_[i];
+    const auto& other = record->inputs[i].second;
+    if (other == f.sha1) continue;
+    throw NameCollision("input " + std::to_string(i + 1) + " (" + f.name + "): " + f.path + " has SHA-1 " + f.sha1 +
+                        ", but the result the GFS holds under its name, " + record_path() +
+                        ", was computed from another input, " + gfs_->path() + "/tinputs/" + other.substr(0, 2) +
+                        "/" + other.substr(2, 10) + " (SHA-1 " + other +
+                        "): the two SHA-1s share the 12 digits that name a result. ce-run never gives one input's "
+                        "result for another's; this call cannot be filed in this GFS (use another GFS for it)");
   }
+  if (record->outputs.size() != contract_.outputs.size())
+    return fail("the record names " + std::to_string(record->outputs.size()) + " outputs, not " +
+                std::to_string(contract_.outputs.size()));
   for (std::size_t k = 0; k < record->outputs.size(); ++k) {
-    boost::system::error_code ec;
-    auto size = fs::file_size(output_path(k), ec);
-    if (ec || static_cast<std::int64_t>(size) != record->outputs[k].size) {
-      if (problem) *problem = "output " + std::to_string(k) + " (" + contract_.outputs[k] + ") is missing or changed";
-      return std::nullopt;
-    }
+    Fd out_dir = stages::open_directory_at(dir.get(), number(k), Create::no, 0755, owner(), output_path(k));
+    struct stat out {};
+    // The filed output: ce-run's, read-only, one link, the recorded size.
+    bool fine = out_dir && ::fstatat(out_dir.get(), ins_.c_str(), &out, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(out.st_mode) && out.st_uid == owner() && out.st_nlink == 1 && (out.st_mode & 0222) == 0 &&
+                static_cast<std::int64_t>(out.st_size) == record->outputs[k].size;
+    if (!fine) return fail("output " + std::to_string(k) + " (" + contract_.outputs[k] + ") is missing or changed");
   }
   return record;
 }
 
 void Call::store_inputs() const {
-  for (const auto& f : inputs_) {
-    if (fs::exists(f.stored)) continue;
-    fs::create_directories(fs::path(f.stored).parent_path());
-    fs::path temp = fs::path(f.stored).parent_path() / (".tmp." + f.sha1 + "." + std::to_string(::getpid()));
-    if (int error = copy_contents(f.path, temp.string()); error != 0) {
-      ::unlink(temp.c_str());  // a half-copied input must not stay behind
-      throw std::runtime_error("cannot store input " + f.name + " (" + f.path + ") in the GFS: " +
-                               std::strerror(error) +
-                               (error == ENOSPC || error == EDQUOT ? "; free space in " + gfs_ + " and run again"
-                                                                   : std::string()));
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    const auto& f = inputs_[i];
+    Fd dir = gfs_->dir("tinputs/" + f.sha1.substr(0, 2), Create::yes);
+    std::string name = f.sha1.substr(2, 10);
+    struct stat st {};
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (!S_ISREG(st.st_mode) || st.st_uid != owner())
+        throw std::runtime_error(f.stored + " is not a file ce-run stored; remove it and run again");
+      Fd existing = stages::open_regular_at(dir.get(), name, f.stored);
+      std::string held = existing ? sha1_fd(existing.get(), f.stored) : std::string();
+      if (held == f.sha1) continue;
+      throw NameCollision("the GFS holds another file as " + f.stored + " (SHA-1 " + held + ") than input " +
+                          std::to_string(i + 1) + " (" + f.name + "): " + f.path + " (SHA-1 " + f.sha1 +
+                          "); their SHA-1s share the 12 digits that name it. ce-run never files one for the other; "
+                          "use another GFS for this call");
     }
-    if (sha1_file(temp.string()) != f.sha1) {
-      fs::remove(temp);
+    auto temp = stages::make_temp_at(dir.get(), ".tmp." + name + ".", 0444, f.stored);
+    Poco::SHA1Engine engine;
+    int error = stages::copy_fd(f.fd->get(), temp.fd.get(),
+                                [&](const char* data, std::size_t n) { engine.update(data, static_cast<unsigned>(n)); });
+    if (error == 0 && ::fsync(temp.fd.get()) != 0) error = errno;
+    if (error == 0 && ::close(temp.fd.release()) != 0) error = errno;
+    if (error != 0) {
+      ::unlinkat(dir.get(), temp.name.c_str(), 0);  // a half-copied input must not stay behind
+      throw std::runtime_error("cannot store input " + f.name + " (" + f.path + ") in the GFS: " +
+                               std::strerror(error) + space_hint(error, gfs_->path()));
+    }
+    if (Poco::DigestEngine::digestToHex(engine.digest()) != f.sha1) {
+      ::unlinkat(dir.get(), temp.name.c_str(), 0);
       throw std::runtime_error("input " + f.name + " (" + f.path + ") changed while it was being stored; run again");
     }
-    fs::rename(temp, f.stored);  // atomic; a concurrent copy of the same content is the same file
+    // Atomic; a concurrent copy of the same content is the same file.
+    if (::renameat(dir.get(), temp.name.c_str(), dir.get(), name.c_str()) != 0) {
+      int e = errno;
+      ::unlinkat(dir.get(), temp.name.c_str(), 0);
+      throw std::runtime_error("cannot store input " + f.name + " in the GFS: " + std::strerror(e));
+    }
   }
 }
 
-std::string Call::make_staging() const {
-  fs::path staging = fs::path(staging_root()) / (ins_ + "." + host_name() + "." + std::to_string(::getpid()));
-  fs::remove_all(staging);
-  fs::create_directories(staging);
-  return staging.string();
-}
-
-void Call::promote(const std::string& staging, CallRecord record) const {
+void Call::promote(const StagedCall& staging, CallRecord record) const {
   record.outputs.clear();
-  std::vector<std::string> staged;
-  for (std::size_t k = 0; k < contract_.outputs.size(); ++k) {
-    char number[24];
-    std::snprintf(number, sizeof number, "%02zu", k);
-    fs::path file = fs::path(staging) / number;
-    if (!fs::is_regular_file(file))
-      throw std::runtime_error("output " + std::to_string(k) + " (" + contract_.outputs[k] +
-                               ") was not written to " + file.string());
-    record.outputs.push_back({contract_.outputs[k], sha256_file(file.string()),
-                              static_cast<std::int64_t>(fs::file_size(file))});
-    staged.push_back(file.string());
-  }
-  for (std::size_t k = 0; k < staged.size(); ++k) {
-    fs::create_directories(fs::path(output_path(k)).parent_path());
-    fs::rename(staged[k], output_path(k));
+  Fd dir = call_dir(Create::yes);
+  struct Filed {
+    Fd dir;
+    std::string temp;
+  };
+  std::vector<Filed> filed;
+  auto discard = [&] {
+    for (auto& f : filed) ::unlinkat(f.dir.get(), f.temp.c_str(), 0);
+  };
+  try {
+    for (std::size_t k = 0; k < contract_.outputs.size(); ++k) {
+      std::string which = "output " + std::to_string(k) + " (" + contract_.outputs[k] + ")";
+      std::string shown = staging.container_path() + "/" + number(k);
+      Fd out;
+      try {
+        out = stages::open_regular_at(staging.fd(), number(k), shown);
+      } catch (const stages::HostFileError& e) {
+        throw std::runtime_error(which + ": " + e.what() + "; an output must be a regular file the command wrote");
+      }
+      if (!out) throw std::runtime_error(which + " was not written to " + shown);
+      struct stat st {};
+      if (::fstat(out.get(), &st) != 0 || st.st_nlink != 1)
+        throw std::runtime_error(which + ": " + shown + " has " + std::to_string(st.st_nlink) +
+                                 " hard links; an output must be a file of its own");
+      Fd out_dir = stages::open_directory_at(dir.get(), number(k), Create::yes, 0755, owner(), output_path(k));
+      auto temp = stages::make_temp_at(out_dir.get(), ".tmp." + ins_ + ".", 0444, output_path(k));
+      filed.push_back({std::move(out_dir), temp.name});
+      // The copy is what is hashed: the record describes the filed bytes.
+      Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
+      std::int64_t size = 0;
+      int error = stages::copy_fd(out.get(), temp.fd.get(), [&](const char* data, std::size_t n) {
+        engine.update(data, static_cast<unsigned>(n));
+        size += static_cast<std::int64_t>(n);
+      });
+      if (error == 0 && ::fsync(temp.fd.get()) != 0) error = errno;
+      if (error == 0 && ::close(temp.fd.release()) != 0) error = errno;
+      if (error != 0)
+        throw std::runtime_error("cannot file " + which + " in the GFS: " + std::strerror(error) +
+                                 space_hint(error, gfs_->path()));
+      record.outputs.push_back({contract_.outputs[k], Poco::DigestEngine::digestToHex(engine.digest()), size});
+    }
+    for (auto& f : filed)
+      if (::renameat(f.dir.get(), f.temp.c_str(), f.dir.get(), ins_.c_str()) != 0)
+        throw std::runtime_error("cannot file an output in the GFS: " + std::string(std::strerror(errno)));
+  } catch (...) {
+    discard();
+    throw;
   }
   for (const auto& f : inputs_) record.inputs.emplace_back(f.name, f.sha1);
-  write_atomically(record_path(), format_record(record));
-  boost::system::error_code ec;
-  fs::remove_all(staging, ec);
+  Fd done_dir = stages::open_directory_at(dir.get(), "done", Create::yes, 0755, owner(), record_path());
+  stages::write_atomically_at(done_dir.get(), ins_, format_record(record), 0444, record_path());
 }
 
 std::vector<std::string> Call::verify() const {
-  std::vector<std::string> problems;
+  Fd dir = call_dir(Create::no);
+  Fd done_dir = dir ? stages::open_directory_at(dir.get(), "done", Create::no, 0755, owner(), record_path()) : Fd();
+  Fd fd = done_dir ? stages::open_regular_at(done_dir.get(), ins_, record_path()) : Fd();
+  if (!fd) return {"no record: the call is not done"};
   std::string problem;
-  std::ifstream in(record_path(), std::ios::binary);
-  if (!in) return {"no record: the call is not done"};
-  std::ostringstream text;
-  text << in.rdbuf();
-  auto record = parse_record(text.str(), &problem);
+  auto record = parse_record(stages::read_all(fd.get(), record_path(), std::size_t{1} << 20), &problem);
   if (!record) return {record_path() + ": " + problem};
+  std::vector<std::string> problems;
+  for (std::size_t i = 0; i < record->inputs.size() && i < inputs_.size(); ++i)
+    if (record->inputs[i].second != inputs_[i].sha1)
+      problems.push_back("input " + std::to_string(i + 1) + " (" + inputs_[i].name + "): SHA-1 " + inputs_[i].sha1 +
+                         ", the record's " + record->inputs[i].second);
   if (record->outputs.size() != contract_.outputs.size())
     problems.push_back("the record names " + std::to_string(record->outputs.size()) + " outputs, the computation " +
                        std::to_string(contract_.outputs.size()));
   for (std::size_t k = 0; k < record->outputs.size(); ++k) {
     std::string path = output_path(k);
-    if (!fs::is_regular_file(path)) {
+    Fd out_dir = stages::open_directory_at(dir.get(), number(k), Create::no, 0755, owner(), path);
+    Fd out;
+    try {
+      if (out_dir) out = stages::open_regular_at(out_dir.get(), ins_, path);
+    } catch (const stages::HostFileError& e) {
+      problems.push_back(e.what());
+      continue;
+    }
+    if (!out) {
       problems.push_back(path + ": missing");
       continue;
     }
-    std::string actual = sha256_file(path);
+    std::string actual = sha256_fd(out.get(), path);
     if (actual != record->outputs[k].sha256)
       problems.push_back(path + ": SHA-256 " + actual + ", recorded " + record->outputs[k].sha256);
   }
   return problems;
+}
+
+std::string Call::withdraw_record() const {
+  Fd dir = call_dir(Create::no);
+  Fd done_dir = dir ? stages::open_directory_at(dir.get(), "done", Create::no, 0755, owner(), record_path()) : Fd();
+  if (!done_dir) return {};
+  std::string aside = ins_ + ".corrupt." + std::to_string(::time(nullptr));
+  if (::renameat(done_dir.get(), ins_.c_str(), done_dir.get(), aside.c_str()) != 0) {
+    if (errno == ENOENT) return {};
+    throw std::runtime_error("cannot withdraw the record " + record_path() + ": " + std::strerror(errno));
+  }
+  return (fs::path(record_path()).parent_path() / aside).string();
+}
+
+namespace {
+
+// The machine's staging root: made root's alone (0700) whatever it was.
+Fd open_staging_root(const std::string& root, Create create) {
+  if (create == Create::yes) fs::create_directories(fs::path(root).parent_path());
+  Fd parent = stages::open_directory(fs::path(root).parent_path().string(), owner());
+  Fd fd = stages::open_directory_at(parent.get(), fs::path(root).filename().string(), create, 0700, owner(),
+                                    fs::path(root).parent_path().string());
+  if (fd) ::fchmod(fd.get(), 0700);
+  return fd;
+}
+
+}  // namespace
+
+std::string container_staging_dir(const std::string& root, const std::string& key) {
+  Fd top = open_staging_root(root, Create::yes);
+  stages::open_directory_at(top.get(), key, Create::yes, 0755, owner(), root);
+  return root + "/" + key;
+}
+
+StagedCall::StagedCall(const std::string& root, const std::string& container_key, const std::string& name,
+                       const std::string& user)
+    : root_(root), key_(container_key), name_(name + "." + stages::random_word()) {
+  Fd top = open_staging_root(root, Create::yes);
+  container_dir_ = stages::open_directory_at(top.get(), key_, Create::yes, 0755, owner(), root);
+  if (::mkdirat(container_dir_.get(), name_.c_str(), 0700) != 0)
+    throw std::runtime_error("cannot make a staging directory in " + root + "/" + key_ + ": " + std::strerror(errno));
+  fd_.reset(::openat(container_dir_.get(), name_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd_) throw std::runtime_error("cannot open the staging directory " + host_path() + ": " + std::strerror(errno));
+  // Held while this call runs: `ce-run gc` leaves a held directory alone.
+  ::flock(fd_.get(), LOCK_EX);
+  // The command's user writes its outputs here.
+  unsigned uid = 0, gid = 0;
+  if (std::sscanf(user.c_str(), "%u:%u", &uid, &gid) == 2 && std::to_string(uid) + ":" + std::to_string(gid) == user) {
+    if (::fchown(fd_.get(), uid, gid) != 0)
+      throw std::runtime_error("cannot give " + host_path() + " to " + user + ": " + std::strerror(errno));
+  } else {
+    ::fchmod(fd_.get(), 0777);  // a user by name: who it is, only the container knows
+  }
+}
+
+StagedCall::~StagedCall() = default;
+
+std::string StagedCall::host_path() const { return root_ + "/" + key_ + "/" + name_; }
+
+void StagedCall::remove() {
+  if (!container_dir_) return;
+  stages::remove_tree_at(container_dir_.get(), name_, host_path());
+  fd_.reset();
+}
+
+std::vector<std::string> collect_staging(const std::string& root, const std::vector<std::string>& live,
+                                         bool dry_run) {
+  std::vector<std::string> removed;
+  if (!fs::exists(root)) return removed;
+  Fd top = open_staging_root(root, Create::no);
+  if (!top) return removed;
+  for (const auto& key : stages::list_directory(top.get())) {
+    Fd container = stages::open_directory_at(top.get(), key, Create::no, 0755, owner(), root);
+    if (!container) continue;
+    bool busy = false;
+    for (const auto& call : stages::list_directory(container.get())) {
+      Fd dir(::openat(container.get(), call.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (dir && ::flock(dir.get(), LOCK_EX | LOCK_NB) != 0) {
+        busy = true;  // the call runs right now
+        continue;
+      }
+      std::string path = root + "/" + key + "/" + call;
+      if (!dry_run) stages::remove_tree_at(container.get(), call, path);
+      removed.push_back(path);
+    }
+    bool gone = std::find(live.begin(), live.end(), key) == live.end();
+    if (gone && !busy && !dry_run) ::unlinkat(top.get(), key.c_str(), AT_REMOVEDIR);
+  }
+  return removed;
 }
 
 }  // namespace ce::runner

@@ -4,7 +4,6 @@
 //   GFSDIR/tinputs/H2/H10                    an input's content
 //   GFSDIR/c_NAME/CID12/KK/INS               output KK of a call
 //   GFSDIR/c_NAME/CID12/done/INS             the call's completion record
-//   GFSDIR/c_NAME/CID12/.staging/INS.HOST.PID/   a running call's outputs
 //   GFSDIR/c_NAME/CID12/.locks/INS           one call at a time (flock)
 //
 //   H2 H10 = the first 2 and the next 10 hex digits of the SHA-1 of the content
@@ -13,17 +12,28 @@
 //   INS    = IN0 "_" IN1 "_" ...: each input's first 12 SHA-1 hex digits;
 //            "none" for a computation without inputs
 //
+// Only ce-run writes in the GFS, as root (docs/security.md): containers see
+// it read-only, and a command writes its outputs into a staging directory
+// outside it (Staging), from which ce-run copies checked regular files.
+// Every directory below GFSDIR is ce-run's (owned by it, never a symlink);
+// everything is reached through directory descriptors.
+//
 // A call is done only when its record exists, is of this version, names
-// every output, and each output file is there with the recorded size. The
+// every output and this call's inputs by their full SHA-1, and each output
+// file is there, ce-run's and read-only, with the recorded size. The
 // outputs are renamed into place before the record is written, so a crash
 // leaves at worst outputs without a record: not done, computed again. Only
 // POSIX rename and flock are used, so the GFS may be on NFS.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "runner/invoker.h"
+#include "stages/host_files.h"
 
 namespace ce::runner {
 
@@ -35,15 +45,79 @@ struct CallContract {
 };
 
 // nullopt when COMPDIR has no `outputs` (or `compeval-outputs`) file: not a
-// CompEval computation, its exec just gets the arguments. Throws
-// std::runtime_error for an unreadable file.
-std::optional<CallContract> read_contract(const std::string& compdir);
+// CompEval computation, its exec just gets the arguments. The files are
+// read from the directory `compdir` (a descriptor) without following a
+// symlink: each must be a regular file of the repository. Throws
+// std::runtime_error naming the file as `shown` + its name.
+std::optional<CallContract> read_contract(int compdir, const std::string& compdir_path, const std::string& shown);
+
+// The global file storage, opened and checked: the directory descriptor
+// every path below it is reached from.
+class Gfs {
+ public:
+  // `path` is canonical. Directories below it must be owned by this
+  // process's user (root).
+  explicit Gfs(const std::string& path);
+  const std::string& path() const { return path_; }
+  int fd() const { return fd_->get(); }
+  // Refuses (throws) a GFS the invoker may not use: under sudo, one of the
+  // invoker's own directories, the default, or one of `allowed` (root's
+  // host configuration); a root invoker may use any.
+  void check_allowed(const Invoker& invoker, const std::string& default_path,
+                     const std::vector<std::string>& allowed) const;
+  // Opens (or makes, 0755) a directory below the GFS; an empty Fd when
+  // missing and create is no.
+  stages::Fd dir(const std::string& relative, stages::Create create) const;
+
+ private:
+  std::string path_;
+  std::shared_ptr<stages::Fd> fd_;
+};
+
+// Where commands write their outputs: /var/lib/ce-run/staging (0700, root's
+// alone), one directory per commit's container (bind-mounted read-write at
+// /.ce-run/staging in it), one directory per running call. Nobody but root
+// on the host reaches what a container left there.
+inline constexpr const char* staging_in_container = "/.ce-run/staging";
+
+class StagedCall {
+ public:
+  StagedCall() = default;
+  // A fresh directory for one call in `container_dir`, writable by `user`
+  // ("UID:GID"; else by anybody in the container), locked (flock) by this
+  // process until it is destroyed.
+  StagedCall(const std::string& root, const std::string& container_key, const std::string& name,
+             const std::string& user);
+  ~StagedCall();
+  StagedCall(StagedCall&&) = default;
+  StagedCall& operator=(StagedCall&&) = default;
+  int fd() const { return fd_.get(); }
+  std::string host_path() const;
+  std::string container_path() const { return std::string(staging_in_container) + "/" + name_; }
+  // Removes the directory and what the command left in it.
+  void remove();
+
+ private:
+  std::string root_, key_, name_;
+  stages::Fd container_dir_, fd_;
+};
+
+// The staging directory of a commit's container, made when missing: its
+// host path. `key` names it (hex).
+std::string container_staging_dir(const std::string& root, const std::string& key);
+
+// Removes call directories no process holds, and whole container
+// directories whose key `live` does not hold. Returns what it removed (or
+// would, with dry_run).
+std::vector<std::string> collect_staging(const std::string& root, const std::vector<std::string>& live,
+                                         bool dry_run);
 
 struct InputFile {
   std::string name;  // symbolic
   std::string path;  // as given, made absolute
   std::string sha1;  // 40 hex digits
   std::string stored;  // GFSDIR/tinputs/H2/H10
+  std::shared_ptr<stages::Fd> fd;  // opened with the invoker's rights
 };
 
 struct OutputRecord {
@@ -59,6 +133,7 @@ struct CallRecord {
   std::string computation_id, commit, tree;
   bool dirty = false;
   std::string base_image_id, final_key, host;
+  std::string compdir;  // the computation's directory, whose gc may remove this result
   std::vector<std::pair<std::string, std::string>> inputs;  // name, sha1
   std::vector<OutputRecord> outputs;
 };
@@ -67,35 +142,52 @@ std::string format_record(const CallRecord& record);
 // nullopt, with the reason, for a record that is damaged or of another version.
 std::optional<CallRecord> parse_record(const std::string& text, std::string* problem = nullptr);
 
+// The result of another call under this call's name: inputs whose SHA-1s
+// share the 12 digits of the name. Never a result of this call.
+class NameCollision : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Call {
  public:
-  // Checks arity and readability (throws with the names), hashes the inputs.
-  Call(const std::string& gfs, const std::string& name, const std::string& computation_id,
-       const CallContract& contract, const std::vector<std::string>& input_paths);
+  // Checks arity, opens each input with the invoker's rights (it must be a
+  // regular file on a disk: not a device, a FIFO or a file of /proc), and
+  // hashes it. Throws naming the input.
+  Call(const Gfs& gfs, const std::string& name, const std::string& computation_id, const CallContract& contract,
+       const std::vector<std::string>& input_paths, const Invoker& invoker);
 
   const std::vector<InputFile>& inputs() const { return inputs_; }
   std::string output_path(std::size_t k) const;
   std::string record_path() const;
-  std::string lock_path() const;
-  std::string staging_root() const;
   std::string inputs_key() const { return ins_; }
+  // The call's lock directory (made when missing) and the lock's name in it.
+  stages::Fd lock_dir() const;
 
-  // Done: record fine, every output there with its size. `problem` says why not.
+  // Done: record fine, every output there with its size. `problem` says why
+  // not. Throws NameCollision when the record is of other inputs.
   std::optional<CallRecord> done(std::string* problem = nullptr) const;
 
-  // Copies each input to tinputs/ once, atomically.
+  // Copies each input to tinputs/ once, atomically; an input already there
+  // is compared in full.
   void store_inputs() const;
-  // A fresh staging directory for this process; returns its path.
-  std::string make_staging() const;
-  // Moves staged outputs into place, then writes the record (both atomic).
-  // Throws naming a missing or unreadable output; then nothing is moved.
-  void promote(const std::string& staging, CallRecord record) const;
+  // Copies the staged outputs (regular files with one link, never followed)
+  // into place, read-only, then writes the record (both atomic). Throws
+  // naming a missing or refused output; then nothing is filed.
+  void promote(const StagedCall& staging, CallRecord record) const;
 
   // Re-hashes the outputs against the record: the differences, empty if none.
   std::vector<std::string> verify() const;
+  // Renames a corrupt record aside so that the call counts as not done;
+  // returns its new path, empty when there was none.
+  std::string withdraw_record() const;
 
  private:
-  std::string gfs_, dir_, ins_;
+  stages::Fd call_dir(stages::Create create) const;
+  std::string relative_dir() const;
+
+  const Gfs* gfs_;
+  std::string name_, cid_, ins_;
   CallContract contract_;
   std::vector<InputFile> inputs_;
 };
@@ -106,6 +198,7 @@ class Call {
 std::optional<std::uint64_t> full_file_system(const std::string& path);
 
 std::string sha1_file(const std::string& path);
-std::string sha256_file(const std::string& path);
+std::string sha1_fd(int fd, const std::string& shown);
+std::string sha256_fd(int fd, const std::string& shown);
 
 }  // namespace ce::runner

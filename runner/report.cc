@@ -87,18 +87,15 @@ std::string Report::to_json() const {
   return out.str() + "\n";
 }
 
-void write_report(const std::string& path, const Report& report) {
-  std::string temp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << report.to_json();
-    out.flush();
-    if (!out) throw std::runtime_error("cannot write the report " + temp + ": " + std::strerror(errno));
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    int error = errno;
-    std::remove(temp.c_str());
-    throw std::runtime_error("cannot write the report " + path + ": " + std::strerror(error));
+void write_report(const std::string& path, const Report& report, const Invoker& invoker) {
+  std::string text = report.to_json();
+  try {
+    as_invoker(invoker, [&] {
+      stages::write_atomically(path, text, 0644);
+      return -1;
+    });
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot write the report " + path + ": " + e.what());
   }
 }
 

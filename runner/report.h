@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "runner/invoker.h"
+
 namespace ce::runner {
 
 // The phases of a run, in order: the keys of the report's "phases".
@@ -59,6 +61,7 @@ struct Report {
 };
 
 // Writes atomically (temporary file + rename); throws naming the path.
-void write_report(const std::string& path, const Report& report);
+// Written with the invoker's rights (the path is theirs to choose), atomically.
+void write_report(const std::string& path, const Report& report, const Invoker& invoker);
 
 }  // namespace ce::runner

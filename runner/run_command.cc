@@ -20,21 +20,28 @@
 #include <iostream>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <optional>
 
 #include "docker/client.h"
+#include "runner/compdir.h"
 #include "runner/container_mapping.h"
 #include "runner/docker_conf.h"
 #include "runner/exec_watch.h"
 #include "runner/gfs.h"
+#include "runner/invoker.h"
 #include "runner/git_identity.h"
 #include "runner/progress.h"
 #include "runner/report.h"
 #include "runner/supervisor.h"
 #include "stages/file_lock.h"
+#include "stages/host_files.h"
 #include "stages/lint.h"
 #include "stages/stage_engine.h"
 
@@ -42,17 +49,6 @@ namespace ce::runner {
 
 namespace fs = boost::filesystem;
 
-namespace label {
-inline constexpr const char* role = "ce-run.role";  // "run" on a commit's container
-inline constexpr const char* computation = "ce-run.computation";
-inline constexpr const char* compdir = "ce-run.compdir";
-inline constexpr const char* commit = "ce-run.commit";
-inline constexpr const char* tree = "ce-run.tree";
-inline constexpr const char* stage_key = "ce-run.stage.key";
-inline constexpr const char* settings = "ce-run.settings";  // digest of the container's settings
-inline constexpr const char* created = "ce-run.created";
-inline constexpr const char* snapshot_of = "ce-run.snapshot.of";  // the ancestor commit continued from
-}  // namespace label
 
 namespace {
 
@@ -77,20 +73,24 @@ std::string shown(const Command& command, const std::string& file) {
 }
 
 struct Computation {
+  CompDir comp;
   fs::path dir;
   std::string name;
   DockerConf conf;
   stages::SetupScript script;
 };
 
-Computation load(const Command& command) {
+Computation load(const Command& command, const Invoker& invoker) {
   Computation c;
-  if (!fs::is_directory(command.compdir))
-    throw std::runtime_error(command.compdir + ": not a directory; give the computation's directory");
-  c.dir = fs::canonical(command.compdir);
-  c.conf = load_docker_conf(shown(command, "docker.conf"));
-  c.name = c.conf.name.empty() ? c.dir.filename().string() : c.conf.name;
-  c.script = stages::load_setup_script((c.dir / "docker-setup.sh").string(), shown(command, "docker-setup.sh"));
+  c.comp = open_compdir(command.compdir, invoker);
+  c.dir = c.comp.dir;
+  c.name = c.comp.name;
+  c.conf = c.comp.conf;
+  std::string origin = c.comp.shown_file("docker-setup.sh");
+  if (auto text = c.comp.read("docker-setup.sh"))
+    c.script = stages::parse_setup_script(*text, origin);
+  else
+    c.script.origin = origin;
   return c;
 }
 
@@ -154,7 +154,8 @@ std::string command_user(const DockerConf& conf) {
 }
 
 // docker-container and its temporary files must never show in `git status`.
-void exclude_from_git(const GitIdentity& id) {
+// The repository is the user's: written with their rights.
+void exclude_from_git_as_user(const GitIdentity& id) {
   fs::path git = fs::path(id.workdir) / ".git";
   fs::path info;
   if (fs::is_directory(git)) {
@@ -193,6 +194,13 @@ void exclude_from_git(const GitIdentity& id) {
   out << "# ce-run's mapping of commits to containers\n/**/docker-container*\n";
 }
 
+void exclude_from_git(const GitIdentity& id, const Invoker& invoker) {
+  as_invoker(invoker, [&] {
+    exclude_from_git_as_user(id);
+    return -1;
+  });
+}
+
 // Everything the container is made with: a container made otherwise is
 // replaced.
 // (The image is not part of it: the stage key label says which stages the
@@ -216,7 +224,11 @@ std::string ancestor_snapshot(docker::Client& client, const Computation& c, cons
     if (e.commit.size() != 40 || e.commit == id.commit || e.stage_key != stage_key) continue;
     if (!is_ancestor(c.dir.string(), e.commit, id.commit)) continue;
     auto info = client.find_container(e.container);
-    if (!info || info->labels[label::stage_key] != stage_key) continue;
+    // Only this computation's own container of that commit: the file is the
+    // user's, and a container of somebody else's must not be copied.
+    if (!info || !is_run_container_of(info->labels, c.dir.string(), e.commit) ||
+        info->labels[label::stage_key] != stage_key)
+      continue;
     docker::CommitSpec commit;
     commit.container = info->id;
     commit.repo = stages::stage_repository(c.name);
@@ -233,11 +245,12 @@ std::string ancestor_snapshot(docker::Client& client, const Computation& c, cons
 
 std::string commit_container(docker::Client& client, const Computation& c, const GitIdentity& id,
                              const std::string& mapping_key, docker::ContainerSpec spec,
-                             const SupervisorBinary& supervisor, bool incremental, bool& created) {
+                             const SupervisorBinary& supervisor, bool incremental, const Invoker& invoker,
+                             const std::vector<std::pair<std::string, int>>& mounts, bool& created) {
   created = false;
-  std::string path = (c.dir / "docker-container").string();
-  auto read = read_mapping(path);
+  auto read = read_mapping(c.comp);
   ContainerMapping mapping = read.mapping;
+  std::string path = c.comp.shown_file("docker-container");
   if (!read.problem.empty()) {
     spdlog::warn("warning: {}: {}; rebuilding it from the containers' labels", path, read.problem);
     mapping = {};
@@ -255,9 +268,17 @@ std::string commit_container(docker::Client& client, const Computation& c, const
   std::string container;
   if (const MappingEntry* entry = mapping.find(mapping_key)) {
     auto info = client.find_container(entry->container);
-    if (!info) {
+    if (info && !is_run_container_of(info->labels, c.dir.string(), mapping_key)) {
+      // The file is the user's to write: what it names is not trusted.
+      spdlog::warn("warning: {} names the container {}, which is not this computation's container of commit {}; "
+                   "leaving it alone and making one",
+                   path, entry->container.substr(0, 12), id.commit.substr(0, 12));
+      info.reset();
+    } else if (!info) {
       spdlog::info("the container {} of commit {} is gone; making a new one", entry->container.substr(0, 12),
                    id.commit.substr(0, 12));
+    }
+    if (!info) {
     } else if (info->labels[label::stage_key] != spec.labels[label::stage_key] ||
                info->labels[label::settings] != settings) {
       spdlog::info("the container {} of commit {} was made from other stages or settings; replacing it",
@@ -291,9 +312,18 @@ std::string commit_container(docker::Client& client, const Computation& c, const
     spdlog::info("made container {} for commit {}", container.substr(0, 12), id.commit.substr(0, 12));
     created = true;
   }
+  check_mounts(client, container, mounts);
   mapping.put({mapping_key, id.content_tree, container, spec.labels[label::stage_key], utc_now()});
-  write_mapping(path, mapping);
+  write_mapping(c.comp, mapping, invoker);
   return container;
+}
+
+// The machine's lock directory, root's alone.
+stages::Fd private_lock_dir() {
+  fs::create_directories(lock_dir);
+  stages::Fd fd = stages::open_directory(lock_dir, ::geteuid());
+  ::fchmod(fd.get(), 0700);
+  return fd;
 }
 
 int exit_for_signal(int sig) { return sig == SIGTERM ? 143 : exit_code::interrupted; }
@@ -320,7 +350,7 @@ std::string resolve_gfs(const Command& command) {
 }
 
 int run_lint(const Command& command) {
-  auto c = load(command);
+  auto c = load(command, invoking_user());
   auto warnings = all_warnings(c.script, c.conf);
   for (const auto& w : warnings) std::cout << format(c.script, w) << "\n";
   if (warnings.empty()) std::cout << c.script.origin << ": no warnings\n";
@@ -366,7 +396,8 @@ class PhaseClock {
 int run_inner(const Command& command, Report& report) {
   PhaseClock clock(report);
   check_socket_access();
-  auto c = load(command);
+  Invoker invoker = invoking_user();
+  auto c = load(command, invoker);
   report.name = c.name;
   report.dir = c.dir.string();
   report.base_image = c.conf.image;
@@ -374,7 +405,7 @@ int run_inner(const Command& command, Report& report) {
   // A CompEval computation (it has an `outputs` file) run without -- COMMAND
   // is a call whose results live in the GFS.
   std::optional<CallContract> contract;
-  if (command.command.empty()) contract = read_contract(c.dir.string());
+  if (command.command.empty()) contract = read_contract(c.comp.fd->get(), c.dir.string(), command.compdir);
 
   std::vector<std::string> argv = command.command;
   // Without a command to run, a dry run still shows the plan, then says so.
@@ -382,10 +413,16 @@ int run_inner(const Command& command, Report& report) {
   int no_command_code = 0;
   if (argv.empty()) {
     fs::path exec = contract ? fs::path(contract->exec) : c.dir / "exec";
-    if (!fs::exists(exec)) {
+    std::string kind = c.comp.kind(exec.filename().string());
+    if (kind.empty()) {
       no_command = shown(command, "exec") + ": no exec file; add one, or give a command after --";
       no_command_code = exit_code::not_found;
-    } else if (::access(exec.c_str(), X_OK) != 0) {
+    } else if (kind == "link") {
+      no_command = shown(command, exec.filename().string()) +
+                   " is a symbolic link; ce-run runs only a regular file of the repository as exec: commit the "
+                   "program itself, or a script that calls it";
+      no_command_code = exit_code::not_executable;
+    } else if (kind != "executable") {
       no_command = shown(command, exec.filename().string()) + ": not executable; chmod +x it";
       no_command_code = exit_code::not_executable;
     } else {
@@ -415,11 +452,13 @@ int run_inner(const Command& command, Report& report) {
   report.tree = identity.content_tree;
   report.id = computation_id(identity);
   report.dirty = !identity.dirty_files.empty();
-  std::string gfs = resolve_gfs(command);
+  Gfs store(resolve_gfs(command));
+  store.check_allowed(invoker, default_gfs, {});
+  const std::string& gfs = store.path();
 
   std::optional<Call> call;
   if (contract) {
-    call.emplace(gfs, c.name, report.id, *contract, command.inputs);
+    call.emplace(store, c.name, report.id, *contract, command.inputs, invoker);
     for (const auto& f : call->inputs()) report.inputs.push_back({f.name, f.path, f.sha1});
     if (command.verify) {
       auto problems = call->verify();
@@ -429,11 +468,8 @@ int run_inner(const Command& command, Report& report) {
         return 0;
       }
       // A corrupt result must not count as done: withdraw its record.
-      if (fs::exists(call->record_path())) {
-        std::string aside = call->record_path() + ".corrupt." + std::to_string(::time(nullptr));
-        fs::rename(call->record_path(), aside);
+      if (auto aside = call->withdraw_record(); !aside.empty())
         spdlog::warn("warning: the call's record is withdrawn to {}; the next call computes it again", aside);
-      }
       return 1;
     }
     bool done = call->done().has_value();
@@ -466,7 +502,7 @@ int run_inner(const Command& command, Report& report) {
   }
   if (command.dry_run) {
     clock.end(phase::setup);
-    auto mapping = read_mapping((c.dir / "docker-container").string()).mapping;
+    auto mapping = read_mapping(c.comp).mapping;
     const MappingEntry* entry = mapping.find(mapping_key);
     std::string container = entry && client.find_container(entry->container)
                                 ? "would reuse " + entry->container.substr(0, 12) + " if made from these stages"
@@ -495,8 +531,13 @@ int run_inner(const Command& command, Report& report) {
   spec.cmd = {"2147483647"};
   spec.init = true;
   spec.env = env;
-  spec.binds = {{gfs, gfs, docker::Access::read_write},
+  // The GFS is read-only in the container: only ce-run writes there. A
+  // command writes its outputs into the container's staging directory,
+  // which only root on the host can reach (gfs.h, docs/security.md).
+  std::string staging_key = stages::sha256_hex(c.dir.string() + "\n" + mapping_key).substr(0, 24);
+  spec.binds = {{gfs, gfs, docker::Access::read_only},
                 {c.dir.string(), c.dir.string(), docker::Access::read_only},
+                {container_staging_dir(staging_root, staging_key), staging_in_container, docker::Access::read_write},
                 {supervisor.path, supervisor_in_container, docker::Access::read_only}};
   spec.network_mode = c.conf.network;
   spec.nano_cpus = c.conf.nano_cpus;
@@ -504,18 +545,19 @@ int run_inner(const Command& command, Report& report) {
   spec.pids_limit = c.conf.pids;
   spec.labels = {{label::role, "run"},           {label::computation, c.name},
                  {label::compdir, c.dir.string()}, {label::commit, mapping_key},
-                 {label::tree, identity.content_tree}, {label::stage_key, final_key}};
+                 {label::tree, identity.content_tree}, {label::stage_key, final_key},
+                 {label::staging, staging_key}};
 
   ExecWatch watch(c.conf.timeout_seconds);
   stages::Supervision supervision{supervisor_in_container, &watch.cancellation()};
   // Waiting for a lock ends with a signal, and ce-run exits then.
-  auto take_lock = [&](const std::string& path, const char* holder,
+  auto take_lock = [&](int dir, const std::string& name, const std::string& shown, const char* holder,
                        spdlog::level::level_enum level) -> std::unique_ptr<stages::FileLock> {
     try {
-      auto free = std::make_unique<stages::FileLock>(path, stages::Wait::no);
+      auto free = std::make_unique<stages::FileLock>(dir, name, shown, stages::Wait::no);
       if (free->held()) return free;
       spdlog::log(level, "waiting for {} to finish (Ctrl-C stops waiting)", holder);
-      return std::make_unique<stages::FileLock>(path, stages::Wait::yes, &watch.cancellation());
+      return std::make_unique<stages::FileLock>(dir, name, shown, stages::Wait::yes, &watch.cancellation());
     } catch (const docker::Cancelled&) {
       return nullptr;
     }
@@ -523,13 +565,15 @@ int run_inner(const Command& command, Report& report) {
   std::string container;
   {
     // Setup of the commit's container and its everytime steps: one at a time.
-    auto lock = take_lock(std::string(lock_dir) + "/compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) +
-                              ".lock",
+    stages::Fd locks = private_lock_dir();
+    std::string lock_name = "compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) + ".lock";
+    auto lock = take_lock(locks.get(), lock_name, std::string(lock_dir) + "/" + lock_name,
                           "another ce-run setting up this computation's container", spdlog::level::debug);
     if (!lock) return exit_for_signal(watch.signal());
-    exclude_from_git(identity);
+    exclude_from_git(identity, invoker);
     bool created = false;
-    container = commit_container(client, c, identity, mapping_key, spec, supervisor, command.incremental, created);
+    container = commit_container(client, c, identity, mapping_key, spec, supervisor, command.incremental, invoker,
+                                 {{gfs, store.fd()}, {c.dir.string(), c.comp.fd->get()}}, created);
     report.container_id = container;
     report.container_created = created;
     clock.end(phase::container);
@@ -581,13 +625,16 @@ int run_inner(const Command& command, Report& report) {
   // The command: concurrent with other runs of the same commit; identical
   // calls (same computation ID and inputs) one at a time, so they compute once.
   std::unique_ptr<stages::FileLock> call_lock;
-  std::string staging;
+  std::optional<StagedCall> staged;
   std::string user = command_user(c.conf);
   auto start_time = utc_now();
   auto started = std::chrono::steady_clock::now();
   if (call) {
-    fs::create_directories(fs::path(call->lock_path()).parent_path());
-    call_lock = take_lock(call->lock_path(), "another ce-run computing the same call", spdlog::level::info);
+    stages::Fd call_locks = call->lock_dir();
+    call_lock = take_lock(call_locks.get(), call->inputs_key(),
+                          (fs::path(call->record_path()).parent_path().parent_path() / ".locks" / call->inputs_key())
+                              .string(),
+                          "another ce-run computing the same call", spdlog::level::info);
     if (!call_lock) return exit_for_signal(watch.signal());
     if (call->done()) {  // another ce-run computed it while we waited
       print_outputs(*call, *contract, "ok", report);
@@ -598,16 +645,15 @@ int run_inner(const Command& command, Report& report) {
     if (await_leftover_exec(client, call_lock->previous_note(), container))
       spdlog::warn("warning: waited for the command of an interrupted ce-run of this call to stop");
     call->store_inputs();
-    staging = call->make_staging();
-    // The command's user must be able to write its outputs.
-    unsigned uid = 0, gid = 0;
-    if (std::sscanf(user.c_str(), "%u:%u", &uid, &gid) == 2 && ::chown(staging.c_str(), uid, gid) != 0)
-      spdlog::warn("warning: cannot give {} to {}: {}", staging, user, std::strerror(errno));
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    staged.emplace(staging_root, staging_key, call->inputs_key() + "." + host + "." + std::to_string(::getpid()),
+                   user);
     for (const auto& f : call->inputs()) argv.push_back(f.stored);
     for (std::size_t k = 0; k < contract->outputs.size(); ++k) {
       char number[24];
       std::snprintf(number, sizeof number, "%02zu", k);
-      argv.push_back((fs::path(staging) / number).string());
+      argv.push_back(staged->container_path() + "/" + number);
     }
   }
   docker::ExecSpec exec;
@@ -617,9 +663,9 @@ int run_inner(const Command& command, Report& report) {
   exec.user = user;
   auto kept = [&](const std::string& why) {
     if (call) {
-      spdlog::error("error: {}; nothing was filed in the GFS; the outputs so far are kept in {} for inspection "
-                    "(ce-run gc removes them)",
-                    why, staging);
+      spdlog::error("error: {}; nothing was filed in the GFS; the outputs so far are kept for inspection in the "
+                    "container at {} (ce-run shell {} shows them; ce-run gc removes them)",
+                    why, staged->container_path(), command.compdir);
       print_outputs(*call, *contract, "MISSING", report);
     }
   };
@@ -671,13 +717,17 @@ int run_inner(const Command& command, Report& report) {
     return exit_code::output_closed;
   }
   if (call) {
-    if (full_file_system(staging)) {
+    if (full_file_system(staged->host_path())) {
       // Outputs written to a full file system may be cut short, and keeping
       // them would keep it full: remove them.
-      boost::system::error_code ec;
-      fs::remove_all(staging, ec);
+      try {
+        staged->remove();
+      } catch (const std::exception& e) {
+        spdlog::warn("warning: {}", e.what());
+      }
       print_outputs(*call, *contract, "MISSING", report);
-      throw std::runtime_error("the file system of the GFS (" + gfs + ") was full when the command ended (" +
+      throw std::runtime_error("the file system of the staging area (" + std::string(staging_root) +
+                               ") was full when the command ended (" +
                                argv.front() + " exited with " + std::to_string(code) +
                                "): its outputs may be cut short, so nothing was filed and they were removed; "
                                "free space there and run again");
@@ -700,11 +750,17 @@ int run_inner(const Command& command, Report& report) {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     record.host = host;
+    record.compdir = c.dir.string();
     try {
-      call->promote(staging, record);
+      call->promote(*staged, record);
     } catch (const std::exception& e) {
       kept(e.what());
       return exit_code::runner_error;
+    }
+    try {
+      staged->remove();
+    } catch (const std::exception& e) {
+      spdlog::warn("warning: {}; ce-run gc removes it", e.what());
     }
     clock.end(phase::filing);
     print_outputs(*call, *contract, "computed", report);
@@ -719,13 +775,12 @@ int run_computation(const Command& command) {
   auto start = std::chrono::steady_clock::now();
   auto finish = [&]() {
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!command.report.empty()) write_report(command.report, report);
+    if (!command.report.empty()) write_report(command.report, report, invoking_user());
   };
+  int code = 0;
   try {
-    int code = run_inner(command, report);
+    code = run_inner(command, report);
     report.exit_code = code;
-    finish();
-    return code;
   } catch (const std::exception& e) {
     report.error = e.what();
     report.exit_code = exit_code::runner_error;
@@ -736,6 +791,8 @@ int run_computation(const Command& command) {
     }
     throw;
   }
+  finish();  // a report that cannot be written is the run's error
+  return code;
 }
 
 }  // namespace ce::runner

@@ -15,7 +15,11 @@
 #include "docker/attach.h"
 #include "docker/client.h"
 #include "docker/stream_demux.h"
+#include "runner/compdir.h"
 #include "runner/container_mapping.h"
+#include "runner/gfs.h"
+#include "runner/invoker.h"
+#include "runner/run_command.h"
 #include "runner/docker_conf.h"
 #include "runner/git_identity.h"
 #include "runner/subcommands.h"
@@ -63,23 +67,38 @@ class RawTerminal {
 }  // namespace
 
 int run_shell(const Command& command) {
-  if (!fs::is_directory(command.compdir))
-    throw std::runtime_error(command.compdir + ": not a directory; give the computation's directory");
-  fs::path dir = fs::canonical(command.compdir);
-  auto conf = load_docker_conf((fs::path(command.compdir) / "docker.conf").lexically_normal().string());
-  auto id = identify(dir.string());
+  Invoker invoker = invoking_user();
+  CompDir comp = open_compdir(command.compdir, invoker);
+  const auto& conf = comp.conf;
+  auto id = identify(comp.dir);
   std::string key = id.commit + (id.dirty_files.empty() ? "" : "-dirty");
-  auto mapping = read_mapping((dir / "docker-container").string()).mapping;
+  auto mapping = read_mapping(comp).mapping;
   const MappingEntry* entry = mapping.find(key);
   docker::Client client;
   client.check_engine();
   std::optional<docker::ContainerInfo> info;
   if (entry) info = client.find_container(entry->container);
+  // The file is the user's: only this computation's own container is entered.
+  if (info && !is_run_container_of(info->labels, comp.dir, key)) {
+    spdlog::warn("warning: {} names the container {}, which is not this computation's container of commit {}",
+                 comp.shown_file("docker-container"), entry->container.substr(0, 12), id.commit.substr(0, 12));
+    info.reset();
+  }
   if (!info)
     throw std::runtime_error("commit " + id.commit.substr(0, 12) + " of " + command.compdir +
                              " has no container yet: run `ce-run " + command.compdir + "' first (it makes one, "
                              "even when a step then fails)");
   if (!info->state.running) client.start_container(info->id);
+  // What it mounts from the user's paths must be what ce-run would allow.
+  std::vector<std::pair<std::string, int>> mounts = {{comp.dir, comp.fd->get()}};
+  std::optional<Gfs> gfs;
+  for (const auto& b : info->binds)
+    if (b.host_path == b.container_path && b.host_path != comp.dir) {
+      gfs.emplace(b.host_path);
+      gfs->check_allowed(invoker, default_gfs, {});
+      mounts.emplace_back(b.host_path, gfs->fd());
+    }
+  check_mounts(client, info->id, mounts);
 
   bool tty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   struct NoWarnings : stages::StepObserver {} quiet;
@@ -101,7 +120,7 @@ int run_shell(const Command& command) {
     spec.cmd.insert(spec.cmd.begin(), {supervisor_in_container, "--lifeline", token, "--"});
   spec.env = info->env;
   if (tty) spec.env.push_back("TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm"));
-  spec.working_dir = dir.string();
+  spec.working_dir = comp.dir;
   spec.user = "0";
   spec.tty = tty;
   spec.attach_stdin = true;

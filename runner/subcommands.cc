@@ -10,7 +10,10 @@
 #include <spdlog/spdlog.h>
 
 #include "docker/client.h"
+#include "runner/compdir.h"
 #include "runner/container_mapping.h"
+#include "runner/gfs.h"
+#include "runner/invoker.h"
 #include "runner/docker_conf.h"
 #include "runner/git_identity.h"
 #include "runner/run_command.h"
@@ -29,18 +32,20 @@ namespace fs = boost::filesystem;
 namespace {
 
 struct Target {
+  CompDir comp;
+  Invoker invoker;
   fs::path dir;
   std::string name;
   DockerConf conf;
 };
 
 Target load_target(const Command& command) {
-  if (!fs::is_directory(command.compdir))
-    throw std::runtime_error(command.compdir + ": not a directory; give the computation's directory");
   Target t;
-  t.dir = fs::canonical(command.compdir);
-  t.conf = load_docker_conf((fs::path(command.compdir) / "docker.conf").lexically_normal().string());
-  t.name = t.conf.name.empty() ? t.dir.filename().string() : t.conf.name;
+  t.invoker = invoking_user();
+  t.comp = open_compdir(command.compdir, t.invoker);
+  t.dir = t.comp.dir;
+  t.conf = t.comp.conf;
+  t.name = t.comp.name;
   return t;
 }
 
@@ -76,8 +81,8 @@ struct Kept {
 
 Kept kept(docker::Client& client, const Target& t) {
   Kept k;
-  k.mapping = read_mapping((t.dir / "docker-container").string()).mapping;
-  k.containers = client.list_containers({{"ce-run.role", "run"}, {"ce-run.compdir", t.dir.string()}});
+  k.mapping = read_mapping(t.comp).mapping;
+  k.containers = client.list_containers({{label::role, "run"}, {label::compdir, t.dir.string()}});
   std::sort(k.containers.begin(), k.containers.end(), [](const auto& a, const auto& b) { return a.created > b.created; });
   k.images = client.list_images({{stages::label::role, "stage"}, {stages::label::computation, t.name}});
   return k;
@@ -108,11 +113,11 @@ int run_status(const Command& command) {
   std::printf("containers (one per commit, newest first):\n");
   if (k.containers.empty()) std::printf("  none\n");
   for (const auto& c : k.containers) {
-    std::string commit = label_of(c.labels, "ce-run.commit");
+    std::string commit = label_of(c.labels, label::commit);
     bool recorded = k.mapping.find(commit) != nullptr;
     std::printf("  %s  commit %s%s  %-8s  stage key %s  %s%s\n", c.id.substr(0, 12).c_str(),
                 commit.substr(0, 12).c_str(), commit.size() > 40 ? " (dirty)" : "", c.state.c_str(),
-                label_of(c.labels, "ce-run.stage.key").substr(0, 12).c_str(), c.status.c_str(),
+                label_of(c.labels, label::stage_key).substr(0, 12).c_str(), c.status.c_str(),
                 recorded ? "" : "  (not in docker-container)");
   }
   std::printf("stage images:\n");
@@ -137,62 +142,84 @@ int run_status(const Command& command) {
 
 namespace {
 
-// Staging directories of calls that no process runs: a call's lock free
-// means none does (flock works across hosts on NFS too).
-void gc_staging(const std::string& gfs, const Target& t, bool dry_run) {
-  fs::path root = fs::path(gfs) / ("c_" + t.name);
-  if (!fs::is_directory(root)) return;
-  for (fs::directory_iterator cid(root), end; cid != end; ++cid) {
-    fs::path staging = cid->path() / ".staging";
-    if (!fs::is_directory(staging)) continue;
-    for (fs::directory_iterator it(staging); it != end; ++it) {
-      std::string name = it->path().filename().string();
-      std::string ins = name.substr(0, name.find('.'));
-      fs::path lock = cid->path() / ".locks" / ins;
-      int fd = ::open(lock.c_str(), O_RDWR | O_CLOEXEC);
-      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        ::close(fd);
-        continue;  // the call runs right now
-      }
-      if (fd >= 0) ::close(fd);
-      if (!dry_run) fs::remove_all(it->path());
-      std::printf("%s staging directory %s\n", dry_run ? "would remove" : "removed", it->path().c_str());
-    }
-  }
+// Staging directories of calls that no process runs, and of containers
+// that are gone (gfs.h): the machine's, whichever computation left them.
+void gc_staging(docker::Client& client, bool dry_run) {
+  std::vector<std::string> live;
+  for (const auto& c : client.list_containers({{label::role, "run"}}))
+    if (auto it = c.labels.find(label::staging); it != c.labels.end()) live.push_back(it->second);
+  for (const auto& path : collect_staging(staging_root, live, dry_run))
+    std::printf("%s staging directory %s\n", dry_run ? "would remove" : "removed", path.c_str());
 }
 
-// Results of computation IDs no branch of the repository has.
-void gc_results(const std::string& gfs, const Target& t, bool dry_run) {
+// Results of computation IDs no branch of the repository has, and only
+// those this computation's directory computed (the record says): another
+// repository may use the same name.
+void gc_results(const Gfs& gfs, const Target& t, bool dry_run) {
   std::set<std::string> reachable;
   for (const auto& tree : branch_trees(t.dir.string())) {
     GitIdentity id;
     id.content_tree = tree;
     reachable.insert(computation_id(id).substr(0, 12));
   }
-  fs::path root = fs::path(gfs) / ("c_" + t.name);
-  if (!fs::is_directory(root)) return;
-  std::size_t removed = 0;
-  for (fs::directory_iterator cid(root), end; cid != end; ++cid) {
-    std::string name = cid->path().filename().string();
-    if (reachable.count(name)) continue;
-    if (!dry_run) fs::remove_all(cid->path());
-    std::printf("%s results of computation %s (no branch has it)\n", dry_run ? "would remove" : "removed",
-                name.c_str());
+  std::string base = "c_" + t.name;
+  stages::Fd root = gfs.dir(base, stages::Create::no);
+  if (!root) return;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::size_t removed = 0, others = 0;
+  for (const auto& cid : stages::list_directory(root.get())) {
+    if (reachable.count(cid)) continue;
+    stages::Fd dir = gfs.dir(base + "/" + cid, stages::Create::no);
+    stages::Fd done = dir ? gfs.dir(base + "/" + cid + "/done", stages::Create::no) : stages::Fd();
+    std::size_t mine = 0, theirs = 0;
+    for (const auto& ins : done ? stages::list_directory(done.get()) : std::vector<std::string>{}) {
+      std::string shown = gfs.path() + "/" + base + "/" + cid + "/done/" + ins;
+      std::optional<CallRecord> record;
+      try {
+        if (stages::Fd f = stages::open_regular_at(done.get(), ins, shown))
+          record = parse_record(stages::read_all(f.get(), shown, std::size_t{1} << 20));
+      } catch (const std::exception&) {
+      }
+      if (!record || record->compdir != t.dir.string() || record->host != host) {
+        ++theirs;
+        continue;
+      }
+      ++mine;
+      if (dry_run) continue;
+      for (std::size_t k = 0; k < record->outputs.size(); ++k) {
+        char number[24];
+        std::snprintf(number, sizeof number, "%02zu", k);
+        if (stages::Fd out = gfs.dir(base + "/" + cid + "/" + number, stages::Create::no))
+          stages::remove_tree_at(out.get(), ins, gfs.path() + "/" + base + "/" + cid + "/" + number + "/" + ins);
+      }
+      stages::remove_tree_at(done.get(), ins, shown);
+    }
+    if (mine == 0) {
+      if (theirs > 0) ++others;
+      continue;
+    }
+    if (theirs == 0 && !dry_run) stages::remove_tree_at(root.get(), cid, gfs.path() + "/" + base + "/" + cid);
+    std::printf("%s results of computation %s (no branch has it; %zu calls)\n", dry_run ? "would remove" : "removed",
+                cid.c_str(), mine);
     ++removed;
   }
-  std::printf("%s the results of %zu computation IDs; %zu reachable from the branches\n",
-              dry_run ? "would remove" : "removed", removed, reachable.size());
+  std::printf("%s the results of %zu computation IDs; %zu reachable from the branches", dry_run ? "would remove" : "removed",
+              removed, reachable.size());
+  if (others > 0) std::printf("; left %zu computed from other directories or hosts", others);
+  std::printf("\n");
 }
 
 }  // namespace
 
 int run_gc(const Command& command) {
   auto t = load_target(command);
-  std::string gfs = resolve_gfs(command);
-  gc_staging(gfs, t, command.dry_run);
+  Gfs gfs(resolve_gfs(command));
+  gfs.check_allowed(t.invoker, default_gfs, {});
   if (command.gc_results) gc_results(gfs, t, command.dry_run);
   docker::Client client;
   client.check_engine();
+  gc_staging(client, command.dry_run);
   stages::reap_build_containers(client);
   auto k = kept(client, t);
   std::size_t keep = command.gc_keep;
@@ -205,9 +232,9 @@ int run_gc(const Command& command) {
   std::set<std::string> needed_keys;
   auto parents = stage_parents(client);
   for (const auto& c : k.containers) {
-    std::string commit = label_of(c.labels, "ce-run.commit");
+    std::string commit = label_of(c.labels, label::commit);
     if (kept_commits.count(commit)) {
-      for (std::string key = label_of(c.labels, "ce-run.stage.key"); !key.empty() && parents.count(key);
+      for (std::string key = label_of(c.labels, label::stage_key); !key.empty() && parents.count(key);
            key = parents[key])
         needed_keys.insert(key);
     } else {
@@ -220,7 +247,7 @@ int run_gc(const Command& command) {
   // Snapshots (--incremental) that no kept container runs from.
   std::set<std::string> used;
   for (const auto& c : k.containers)
-    if (kept_commits.count(label_of(c.labels, "ce-run.commit"))) used.insert(c.image_id);
+    if (kept_commits.count(label_of(c.labels, label::commit))) used.insert(c.image_id);
   auto snapshots = client.list_images({{stages::label::role, "snapshot"}, {stages::label::computation, t.name}});
   for (const auto& image : snapshots)
     if (!used.count(image.id)) remove_images.push_back(&image);
@@ -229,7 +256,7 @@ int run_gc(const Command& command) {
   for (const auto* c : remove_containers) {
     if (!command.dry_run) client.remove_container(c->id, docker::Force::yes);
     std::printf("%s container %s (commit %s)\n", verb, c->id.substr(0, 12).c_str(),
-                label_of(c->labels, "ce-run.commit").substr(0, 12).c_str());
+                label_of(c->labels, label::commit).substr(0, 12).c_str());
   }
   // Children before parents: the newest stage first.
   std::sort(remove_images.begin(), remove_images.end(), [](const auto* a, const auto* b) {
@@ -257,7 +284,7 @@ int run_gc(const Command& command) {
     ContainerMapping mapping;
     for (const auto& e : k.mapping.entries)
       if (kept_commits.count(e.commit)) mapping.entries.push_back(e);
-    write_mapping((t.dir / "docker-container").string(), mapping);
+    write_mapping(t.comp, mapping, t.invoker);
   }
   std::printf("%s %zu containers and %zu stage images (up to %s); kept the %zu most recent commits\n",
               verb, remove_containers.size(), remove_images.size(), human_size(freed).c_str(), kept_commits.size());
@@ -271,7 +298,7 @@ int run_gc(const Command& command) {
 int run_why(const Command& command) {
   auto t = load_target(command);
   auto id = identify(t.dir.string());
-  auto mapping = read_mapping((t.dir / "docker-container").string()).mapping;
+  auto mapping = read_mapping(t.comp).mapping;
   std::string current = id.commit + (id.dirty_files.empty() ? "" : "-dirty");
   if (mapping.entries.empty()) {
     std::printf("no earlier run of %s is recorded: everything is new\n", t.name.c_str());
@@ -303,7 +330,8 @@ int run_why(const Command& command) {
     old_keys.insert(old_keys.begin(), key);
     key = it->second;
   }
-  auto script = stages::load_setup_script((t.dir / "docker-setup.sh").string(), "docker-setup.sh");
+  auto text = t.comp.read("docker-setup.sh");
+  auto script = stages::parse_setup_script(text ? *text : std::string(), "docker-setup.sh");
   auto base = client.find_image(t.conf.image);
   if (!base) {
     std::printf("  base image %s: not here any more\n", t.conf.image.c_str());

@@ -23,6 +23,11 @@ class FileLock {
   // its directory). Throws std::runtime_error naming the path. With a
   // token, the wait ends when it is cancelled: throws docker::Cancelled.
   explicit FileLock(const std::string& path, Wait wait = Wait::yes, const docker::Cancellation* cancel = nullptr);
+  // The lock file `name` in the directory `dir`; `shown` names it in errors.
+  // Lock files are root's alone (0600, ce-run's user): a note in one is
+  // written by a ce-run, never by a user. A symlink is refused, not followed.
+  FileLock(int dir, const std::string& name, const std::string& shown, Wait wait = Wait::yes,
+           const docker::Cancellation* cancel = nullptr);
   bool held() const { return fd_ >= 0; }
   ~FileLock();
   FileLock(const FileLock&) = delete;
@@ -33,6 +38,7 @@ class FileLock {
   void set_note(const std::string& note);
 
  private:
+  void lock(const std::string& shown, Wait wait, const docker::Cancellation* cancel);
   int fd_ = -1;
   std::string previous_note_;
 };

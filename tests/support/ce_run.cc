@@ -27,10 +27,18 @@ std::string slurp(const fs::path& p) {
 }
 }  // namespace
 
-RunResult run_ce(const std::vector<std::string>& args) {
+RunResult run_ce(const std::vector<std::string>& args) { return run_ce_env({}, args); }
+
+RunResult run_ce_env(const std::vector<std::string>& env, const std::vector<std::string>& args) {
   fs::path dir = fs::temp_directory_path() / fs::unique_path("ce-run-out-%%%%%%%%");
   fs::create_directories(dir);
-  std::string command = quote(ce_run_binary());
+  std::string command;
+  if (!env.empty()) {
+    command = "env";
+    for (const auto& e : env) command += " " + quote(e);
+    command += " ";
+  }
+  command += quote(ce_run_binary());
   for (const auto& a : args) command += " " + quote(a);
   command += " >" + quote((dir / "out").string()) + " 2>" + quote((dir / "err").string()) + " </dev/null";
   int status = std::system(command.c_str());

@@ -17,6 +17,8 @@ struct RunResult {
 
 // Runs `ce-run ARGS...` (arguments quoted for the shell) and waits.
 RunResult run_ce(const std::vector<std::string>& args);
+// The same with NAME=VALUE variables added to its environment.
+RunResult run_ce_env(const std::vector<std::string>& env, const std::vector<std::string>& args);
 // Starts it in the background; returns its pid. Output goes to /dev/null,
 // or stderr to `stderr_file`; `env` adds NAME=VALUE variables.
 int spawn_ce(const std::vector<std::string>& args, const std::string& stderr_file = {},

@@ -1,0 +1,46 @@
+// A computation's directory, opened for a run as its user would open it.
+//
+// COMPDIR belongs to the user who runs ce-run: under sudo it must be a
+// directory of theirs, opened with their rights (runner/invoker.h), and
+// ce-run reads its files through that descriptor without following a
+// symlink (docs/security.md). The one loader of COMPDIR for every command.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runner/docker_conf.h"
+#include "runner/invoker.h"
+#include "stages/host_files.h"
+
+namespace ce::runner {
+
+struct CompDir {
+  std::string shown;  // as the user named it
+  std::string dir;    // canonical
+  std::string name;   // docker.conf's name, else the directory's
+  DockerConf conf;
+  std::shared_ptr<stages::Fd> fd;
+
+  // The file `name` of COMPDIR ("docker.conf"), as the user named it.
+  std::string shown_file(const std::string& name) const;
+  // The text of a regular file of COMPDIR; nullopt when missing; throws for
+  // a symlink or anything but a regular file.
+  std::optional<std::string> read(const std::string& name) const;
+  // What `name` is, without following a link: "" when missing, "file",
+  // "executable", "link" or "other".
+  std::string kind(const std::string& name) const;
+};
+
+// Opens COMPDIR with the invoker's rights, checks it is theirs (or the
+// invoker is root), and reads docker.conf. Throws with a message that says
+// what to do.
+CompDir open_compdir(const std::string& given, const Invoker& invoker);
+
+// Writes a file of COMPDIR (docker-container) with the invoker's rights,
+// atomically.
+void write_compdir_file(const CompDir& compdir, const std::string& name, const std::string& text,
+                        const Invoker& invoker);
+
+}  // namespace ce::runner
