@@ -4,72 +4,18 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
-#include <functional>
 #include <sstream>
-#include <toml++/toml.h>
 #include <vector>
+
+#include "runner/key_table.h"
 
 namespace ce::runner {
 
 namespace {
 
-std::string where(const std::string& origin, const toml::source_region& at) {
-  return origin + ":" + std::to_string(at.begin.line) + ":" + std::to_string(at.begin.column) + ": ";
-}
-
-std::string type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "a date or time";
-  }
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// What a key's value failed to be: throws with the key's place and an example.
-struct Reader {
-  const std::string& origin;
-  const std::string& key;
-  const toml::node& node;
-  const char* example;
-
-  [[noreturn]] void fail(const std::string& what) const {
-    throw ConfigError(where(origin, node.source()) + what + "; e.g. " + example);
-  }
-  [[noreturn]] void wrong_type(const std::string& wanted) const {
-    fail("'" + key + "' must be " + wanted + ", not " + type_name(node));
-  }
-  std::string string() const {
-    if (!node.is_string()) wrong_type("a string");
-    std::string value = **node.as_string();
-    if (value.empty()) fail("'" + key + "' must not be empty");
-    return value;
-  }
-};
-
-struct KeySpec {
-  const char* name;
-  const char* example;
-  std::function<void(const Reader&, DockerConf&)> read;
-};
+using key_table::escaped;
+using key_table::Reader;
+using KeySpec = key_table::KeySpec<DockerConf>;
 
 bool valid_name(const std::string& name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -77,9 +23,107 @@ bool valid_name(const std::string& name) {
   });
 }
 
+bool ascii_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+bool lower_hex(std::string_view text, std::size_t digits) {
+  return text.size() == digits &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
+bool valid_path_component(std::string_view text) {
+  std::size_t i = 0;
+  auto alnums = [&] {
+    std::size_t start = i;
+    while (i < text.size() && lower_alnum(text[i])) ++i;
+    return i > start;
+  };
+  if (!alnums()) return false;
+  while (i < text.size()) {
+    if (text[i] == '.') {
+      ++i;
+    } else if (text[i] == '_') {
+      ++i;
+      if (i < text.size() && text[i] == '_') ++i;
+    } else if (text[i] == '-') {
+      while (i < text.size() && text[i] == '-') ++i;
+    } else {
+      return false;
+    }
+    if (!alnums()) return false;
+  }
+  return true;
+}
+
+// [A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?
+bool valid_domain_component(std::string_view text) {
+  return !text.empty() && ascii_alnum(text.front()) && ascii_alnum(text.back()) &&
+         std::all_of(text.begin(), text.end(), [](char c) { return ascii_alnum(c) || c == '-'; });
+}
+
+// [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+bool valid_tag(std::string_view text) {
+  return !text.empty() && text.size() <= 128 && (ascii_alnum(text[0]) || text[0] == '_') &&
+         std::all_of(text.begin(), text.end(), [](char c) { return ascii_alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0;;) {
+    std::size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+std::string quoted(std::string_view text) { return "'" + escaped(text) + "'"; }
+
+std::optional<std::string> domain_problem(std::string_view domain) {
+  std::size_t colon = domain.find(':');
+  std::string_view host = domain.substr(0, colon);
+  for (std::string_view part : split(host, '.'))
+    if (!valid_domain_component(part))
+      return "its registry " + quoted(host) + " is not a host name (letters, digits and '-', in parts joined by '.')";
+  if (colon != std::string_view::npos) {
+    std::string_view port = domain.substr(colon + 1);
+    if (port.empty() || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return "its registry port " + quoted(port) + " is not a number";
+  }
+  return std::nullopt;
+}
+
+// Why `name` cannot be an environment variable docker.conf sets, or "".
+std::string env_name_problem(const std::string& name) {
+  bool well_formed = !name.empty() && !(name[0] >= '0' && name[0] <= '9') &&
+                     std::all_of(name.begin(), name.end(), [](char c) { return ascii_alnum(c) || c == '_'; });
+  if (!well_formed)
+    return quoted(name) + " is not an environment variable name: letters, digits and '_', not starting with a digit";
+  for (std::string_view reserved : reserved_env_names) {
+    if (reserved.back() == '*') {
+      std::string_view prefix = reserved.substr(0, reserved.size() - 1);
+      if (name.compare(0, prefix.size(), prefix) == 0)
+        return "'" + name + "' is reserved: names starting with " + std::string(prefix) +
+               " belong to ce-run; choose another name";
+    } else if (name == reserved) {
+      if (name == "PATH")
+        return "'PATH' cannot be set in docker.conf: replacing the image's PATH can stop the container from "
+               "starting; install programs in /usr/local/bin in a setup stage instead";
+      return "'" + name + "' is set by ce-run and cannot be set in docker.conf; choose another name";
+    }
+  }
+  return "";
+}
+
 const std::vector<KeySpec>& keys() {
   static const std::vector<KeySpec> table = {
-      {"image", "image = \"debian:bookworm\"", [](const Reader& r, DockerConf& c) { c.image = r.string(); }},
+      {"image", "image = \"debian:bookworm\"",
+       [](const Reader& r, DockerConf& c) {
+         c.image = r.string();
+         if (auto problem = image_reference_problem(c.image))
+           r.fail("'image' = \"" + escaped(c.image) + "\" is not an image reference: " + *problem);
+       }},
       {"name", "name = \"segmentation\"",
        [](const Reader& r, DockerConf& c) {
          c.name = r.string();
@@ -95,20 +139,37 @@ const std::vector<KeySpec>& keys() {
          if (!r.node.is_table()) r.wrong_type("a table of names to strings");
          for (const auto& [name, value] : *r.node.as_table()) {
            std::string key(name.str());
+           // The name's own place: the fix is there, not in the value.
+           std::string problem = env_name_problem(key);
+           if (!problem.empty()) throw ConfigError(key_table::where(r.origin, name.source()) + problem);
            Reader item{r.origin, key, value, r.example};
            if (value.is_string()) {
              c.env[key] = **value.as_string();
+             // The Engine API takes "NAME=value" as a C string in the end.
+             if (c.env[key].find('\0') != std::string::npos) item.fail("'" + key + "' must not hold a NUL character");
            } else if (value.is_integer()) {
              c.env[key] = std::to_string(**value.as_integer());
            } else {
              item.wrong_type("a string");
            }
-           if (key.empty() || key.find('=') != std::string::npos)
-             Reader{r.origin, key, value, r.example}.fail("'" + key + "' is not an environment variable name");
          }
        }},
       {"user", "user = \"root\" (or \"1000:1000\")", [](const Reader& r, DockerConf& c) { c.user = r.string(); }},
-      {"network", "network = \"bridge\" (default \"none\")", [](const Reader& r, DockerConf& c) { c.network = r.string(); }},
+      {"network", "network = \"bridge\" (default \"none\")",
+       [](const Reader& r, DockerConf& c) {
+         c.network = r.string();
+         const std::string allowed =
+             "docker.conf may choose \"none\", \"bridge\" or a network root allows in host.conf";
+         std::string shown = "'network' = \"" + escaped(c.network) + "\"";
+         if (c.network == "host") r.fail(shown + " would give the computation the host's network; " + allowed);
+         if (c.network.rfind("container:", 0) == 0)
+           r.fail(shown + " would give the computation another container's network; " + allowed);
+         if (c.network.find_first_of(":/") != std::string::npos)
+           r.fail(shown + " is not a network name: ':' and '/' belong to forms such as container:NAME; " + allowed);
+         if (!valid_network_name(c.network))
+           r.fail(shown +
+                  " is not a network name (letters, digits, '_', '.' and '-', starting with a letter or digit)");
+       }},
       {"cpus", "cpus = 2.5",
        [](const Reader& r, DockerConf& c) {
          double cpus = 0;
@@ -124,22 +185,14 @@ const std::vector<KeySpec>& keys() {
        }},
       {"memory", "memory = \"4g\" (units k, m, g, t)",
        [](const Reader& r, DockerConf& c) {
-         std::optional<std::int64_t> bytes;
-         if (r.node.is_integer())
-           bytes = **r.node.as_integer();
-         else if (r.node.is_string())
-           bytes = parse_size(**r.node.as_string());
-         else
-           r.wrong_type("a size");
-         if (!bytes) r.fail("'memory' = \"" + std::string(**r.node.as_string()) + "\" is not a size");
-         if (*bytes < 6 * 1024 * 1024) r.fail("'memory' must be at least 6m, the engine's minimum");
-         if (*bytes > limits::memory_bytes) r.fail("'memory' must be at most 1024t");
-         c.memory_bytes = *bytes;
+         std::int64_t bytes = r.size();
+         if (bytes < 6 * 1024 * 1024) r.fail("'memory' must be at least 6m, the engine's minimum");
+         if (bytes > limits::memory_bytes) r.fail("'memory' must be at most 1024t");
+         c.memory_bytes = bytes;
        }},
       {"pids", "pids = 512",
        [](const Reader& r, DockerConf& c) {
-         if (!r.node.is_integer()) r.wrong_type("an integer");
-         c.pids = **r.node.as_integer();
+         c.pids = r.integer();
          if (c.pids <= 0) r.fail("'pids' must be more than 0");
          if (c.pids > limits::pids) r.fail("'pids' must be at most " + std::to_string(limits::pids) + ", the kernel's limit");
        }},
@@ -152,7 +205,7 @@ const std::vector<KeySpec>& keys() {
            seconds = parse_duration(**r.node.as_string());
          else
            r.wrong_type("a duration");
-         if (!seconds) r.fail("'timeout' = \"" + std::string(**r.node.as_string()) + "\" is not a duration");
+         if (!seconds) r.fail("'timeout' = \"" + escaped(**r.node.as_string()) + "\" is not a duration");
          if (*seconds <= 0) r.fail("'timeout' must be more than 0");
          // Deadlines are computed in milliseconds on a 64-bit clock: a year
          // is far from overflowing it, and longer is no timeout at all.
@@ -161,12 +214,6 @@ const std::vector<KeySpec>& keys() {
        }},
   };
   return table;
-}
-
-std::string known_keys() {
-  std::string out;
-  for (const auto& k : keys()) out += (out.empty() ? "" : ", ") + std::string(k.name);
-  return out;
 }
 
 std::optional<std::int64_t> number_with_unit(std::string_view text, const std::vector<std::pair<std::string, std::int64_t>>& units) {
@@ -183,93 +230,6 @@ std::optional<std::int64_t> number_with_unit(std::string_view text, const std::v
   return std::nullopt;
 }
 
-// toml++ 3.3 (Debian's) reaches undefined behaviour on some non-ASCII
-// characters outside strings (found by tests/fuzz/fuzz_docker_conf.cc). TOML
-// allows them only in strings and comments, so we refuse them, and invalid
-// UTF-8 anywhere, before toml++ sees the text.
-void check_characters(std::string_view text, const std::string& origin) {
-  int line = 1, column = 1;
-  auto fail = [&](const std::string& what) {
-    throw ConfigError(origin + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + what);
-  };
-  enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
-  int brackets = 0;          // [ ] depth inside values (arrays)
-  char prev = '\n';         // the last character outside strings and comments
-  bool line_start = true;    // only blanks so far on this line, outside strings
-  auto bare = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-'; };
-  for (std::size_t i = 0; i < text.size();) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    std::size_t length = 1;
-    if (in == In::code && line_start && brackets == 0 && c == '[') {
-      // A table header: toml++ 3.3 asserts on a header without a name.
-      std::size_t j = i + 1;
-      if (j < text.size() && text[j] == '[') ++j;
-      while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
-      if (j >= text.size() || !(bare(text[j]) || text[j] == '"' || text[j] == '\''))
-        fail("a table header needs a name, as in [env]");
-      line_start = false;
-      column += static_cast<int>(j - i);
-      i = j;
-      continue;
-    }
-    bool line_start_quote = line_start;
-    if (in == In::code && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-      if (line_start && brackets == 0 && c != '#' && c != ']' && !(bare(static_cast<char>(c)) || c == '"' || c == '\'') &&
-          c < 0x80)
-        fail(std::string("a line must start with a key, a [table] or a comment, not '") + static_cast<char>(c) + "'");
-      line_start = false;
-      if (c == '[') ++brackets;
-      if (c == ']' && brackets > 0) --brackets;
-    }
-    char before = prev;
-    if (in == In::code && c != ' ' && c != '\t' && c != '\r') prev = static_cast<char>(c);
-    if (c >= 0x80) {
-      // One UTF-8 sequence: its length from the lead byte, then continuation bytes.
-      length = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-      if (length == 0 || i + length > text.size()) fail("invalid UTF-8; docker.conf must be UTF-8 text");
-      for (std::size_t k = 1; k < length; ++k)
-        if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) fail("invalid UTF-8; docker.conf must be UTF-8 text");
-      if (in == In::code)
-        fail("a non-ASCII character outside a string or comment; write names and values in ASCII or quote them");
-    } else if (c == '\n') {
-      if (in == In::comment || in == In::basic || in == In::literal) in = In::code;
-      if (in == In::code) line_start = true;
-      ++line;
-      column = 1;
-      ++i;
-      continue;
-    } else if (in == In::code) {
-      if (c == '#') {
-        in = In::comment;
-      } else if (text.compare(i, 3, "\"\"\"") == 0) {
-        in = In::multi_basic;
-        length = 3;
-      } else if (text.compare(i, 3, "'''") == 0) {
-        in = In::multi_literal;
-        length = 3;
-      } else if ((c == '"' || c == '\'') && (line_start_quote || before == '=' || before == '[' ||
-                                              before == ',' || before == '{' || before == '.')) {
-        // A string only where TOML has one: a value, an array item or a key.
-        in = c == '"' ? In::basic : In::literal;
-      }
-    } else if ((in == In::basic || in == In::multi_basic) && c == '\\') {
-      length = i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0x80 && text[i + 1] != '\n' ? 2 : 1;
-    } else if (in == In::basic && c == '"') {
-      in = In::code;
-    } else if (in == In::literal && c == '\'') {
-      in = In::code;
-    } else if (in == In::multi_basic && text.compare(i, 3, "\"\"\"") == 0) {
-      in = In::code;
-      length = 3;
-    } else if (in == In::multi_literal && text.compare(i, 3, "'''") == 0) {
-      in = In::code;
-      length = 3;
-    }
-    i += length;
-    column += static_cast<int>(length);
-  }
-}
-
 }  // namespace
 
 std::optional<std::int64_t> parse_size(std::string_view text) {
@@ -282,35 +242,78 @@ std::optional<std::int64_t> parse_duration(std::string_view text) {
   return number_with_unit(text, {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}});
 }
 
+std::optional<std::string> image_reference_problem(std::string_view reference) {
+  if (reference.empty()) return "it is empty";
+  for (char c : reference)
+    if (!ascii_alnum(c) && std::string_view("._-/:@").find(c) == std::string_view::npos)
+      return "it holds " + quoted(std::string_view(&c, 1)) +
+             "; a reference holds only letters, digits, '.', '_', '-', '/', ':' and '@'";
+  if (lower_hex(reference, 64))
+    return "a name of 64 hex digits is an image ID; write it as sha256:" + escaped(reference);
+  std::string_view rest = reference;
+  if (std::size_t at = rest.find('@'); at != std::string_view::npos) {
+    std::string_view digest = rest.substr(at + 1);
+    rest = rest.substr(0, at);
+    std::size_t colon = digest.find(':');
+    std::string_view algorithm = digest.substr(0, colon);
+    std::string_view hex = colon == std::string_view::npos ? "" : digest.substr(colon + 1);
+    bool valid = (algorithm == "sha256" && lower_hex(hex, 64)) || (algorithm == "sha384" && lower_hex(hex, 96)) ||
+                 (algorithm == "sha512" && lower_hex(hex, 128));
+    if (!valid)
+      return "its digest " + quoted(digest) +
+             " is not sha256: and 64 lower-case hex digits (or sha384: and 96, sha512: and 128)";
+  } else if (rest.rfind("sha256:", 0) == 0) {
+    if (lower_hex(rest.substr(7), 64)) return std::nullopt;  // an image ID
+    return "an image ID is sha256: and 64 lower-case hex digits";
+  }
+  std::size_t colon = rest.rfind(':'), slash = rest.rfind('/');
+  if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)) {
+    std::string_view tag = rest.substr(colon + 1);
+    rest = rest.substr(0, colon);
+    if (!valid_tag(tag))
+      return "its tag " + quoted(tag) +
+             " is not 1 to 128 letters, digits, '_', '.' or '-' starting with a letter, digit or '_'";
+  }
+  if (rest.empty()) return "it has no name before the tag or digest";
+  if (rest.size() > 255)
+    return "its name is " + std::to_string(rest.size()) + " characters long; at most 255 are allowed";
+  std::vector<std::string_view> components = split(rest, '/');
+  for (std::string_view component : components)
+    if (component == "." || component == "..")
+      return "it has the path component " + quoted(component) + "; a reference is not a path";
+  std::string_view first = components.front();
+  if (components.size() > 1 && (first.find_first_of(".:") != std::string_view::npos || first == "localhost")) {
+    if (auto problem = domain_problem(first)) return problem;
+    components.erase(components.begin());
+  }
+  for (std::string_view component : components) {
+    if (component.empty()) return "it has an empty path component (as in 'a//b', or a '/' at an end)";
+    if (std::any_of(component.begin(), component.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+      return "its path component " + quoted(component) + " has upper-case letters; repository names are lower case";
+    if (!valid_path_component(component))
+      return "its path component " + quoted(component) +
+             " is not lower-case letters and digits joined by '.', '_', '__' or '-'";
+  }
+  return std::nullopt;
+}
+
+bool valid_network_name(std::string_view name) {
+  return !name.empty() && ascii_alnum(name[0]) &&
+         std::all_of(name.begin(), name.end(),
+                     [](char c) { return ascii_alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
 DockerConf parse_docker_conf(std::string_view text, const std::string& origin) {
-  check_characters(text, origin);
-  toml::table table;
-  try {
-    table = toml::parse(text, origin);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(where(origin, e.source()) + std::string(e.description()) +
-                      "; docker.conf is TOML, e.g. image = \"debian:bookworm\"");
-  }
+  toml::table table = key_table::parse_toml(text, origin, "docker.conf", "image = \"debian:bookworm\"");
   DockerConf conf;
-  bool has_image = false;
+  conf.origin = origin;
   for (const auto& [key, node] : table) {
+    const KeySpec& spec = key_table::find_key(key, keys(), origin);
     std::string name(key.str());
-    const KeySpec* spec = nullptr;
-    for (const auto& k : keys())
-      if (name == k.name) spec = &k;
-    if (spec == nullptr) {
-      const KeySpec* nearest = &keys()[0];
-      for (const auto& k : keys())
-        if (edit_distance(name, k.name) < edit_distance(name, nearest->name)) nearest = &k;
-      std::string hint = edit_distance(name, nearest->name) <= 3
-                             ? "did you mean '" + std::string(nearest->name) + "'?"
-                             : "known keys: " + known_keys();
-      throw ConfigError(where(origin, key.source()) + "unknown key '" + name + "'; " + hint);
-    }
-    spec->read(Reader{origin, name, node, spec->example}, conf);
-    has_image |= name == "image";
+    spec.read(Reader{origin, name, node, spec.example}, conf);
+    conf.positions[name] = {static_cast<int>(key.source().begin.line), static_cast<int>(key.source().begin.column)};
   }
-  if (!has_image)
+  if (conf.positions.count("image") == 0)
     throw ConfigError(origin + ":1:1: the required key 'image' is missing; add e.g. image = \"debian:bookworm\"");
   return conf;
 }
