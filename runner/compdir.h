@@ -11,6 +11,7 @@
 #include <string>
 
 #include "runner/docker_conf.h"
+#include "runner/host_conf.h"
 #include "runner/invoker.h"
 #include "stages/host_files.h"
 
@@ -20,7 +21,8 @@ struct CompDir {
   std::string shown;  // as the user named it
   std::string dir;    // canonical
   std::string name;   // docker.conf's name, else the directory's
-  DockerConf conf;
+  DockerConf conf;  // with root's policy applied (host_conf.h)
+  HostConf host;    // root's settings for the machine
   std::shared_ptr<stages::Fd> fd;
 
   // The file `name` of COMPDIR ("docker.conf"), as the user named it.
@@ -34,7 +36,8 @@ struct CompDir {
 };
 
 // Opens COMPDIR with the invoker's rights, checks it is theirs (or the
-// invoker is root), and reads docker.conf. Throws with a message that says
+// invoker is root), reads docker.conf and applies root's host.conf to it
+// (under sudo always /etc/ce-run/host.conf: CE_RUN_HOST_CONF is root's own). Throws with a message that says
 // what to do.
 CompDir open_compdir(const std::string& given, const Invoker& invoker);
 

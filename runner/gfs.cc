@@ -118,10 +118,12 @@ std::string sha1_file(const std::string& path) {
 std::optional<CallContract> read_contract(int compdir, const std::string& compdir_path, const std::string& shown) {
   auto at = [&](const std::string& name) { return (fs::path(shown) / name).lexically_normal().string(); };
   // A contract file: a regular file of the repository, never a link.
-  auto pick = [&](const char* plain, const char* long_name) -> std::string {
+  // (The exec is only named: the caller says what is wrong with it.)
+  auto pick = [&](const char* plain, const char* long_name, bool exec = false) -> std::string {
     for (const char* name : {plain, long_name}) {
       struct stat st {};
       if (::fstatat(compdir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (exec) return name;
       if (S_ISLNK(st.st_mode))
         throw std::runtime_error(at(name) + " is a symbolic link; ce-run reads only regular files of the "
                                             "repository and never follows a link there: commit the file itself");
@@ -143,7 +145,7 @@ std::optional<CallContract> read_contract(int compdir, const std::string& compdi
     throw std::runtime_error(at(outputs) + " names no output; write one symbolic name per line");
   std::string inputs = pick("inputs", "compeval-inputs");
   if (!inputs.empty()) contract.inputs = read(inputs);
-  std::string exec = pick("exec", "compeval-exec");
+  std::string exec = pick("exec", "compeval-exec", true);
   contract.exec = (fs::path(compdir_path) / (exec.empty() ? "exec" : exec)).string();
   return contract;
 }

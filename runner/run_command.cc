@@ -453,7 +453,7 @@ int run_inner(const Command& command, Report& report) {
   report.id = computation_id(identity);
   report.dirty = !identity.dirty_files.empty();
   Gfs store(resolve_gfs(command));
-  store.check_allowed(invoker, default_gfs, {});
+  store.check_allowed(invoker, default_gfs, c.comp.host.gfs);
   const std::string& gfs = store.path();
 
   std::optional<Call> call;
@@ -519,6 +519,10 @@ int run_inner(const Command& command, Report& report) {
   options.env = env;
   options.lock_dir = lock_dir;
   options.keep = command.keep_build_container ? stages::KeepBuildContainer::on_failure : stages::KeepBuildContainer::no;
+  options.memory_bytes = c.conf.memory_bytes;
+  options.pids = c.conf.pids;
+  options.check_container = [&](const std::string& id) { check_mounts(client, id, {{c.dir.string(), c.comp.fd->get()}}); };
+  stages::Fd locks = private_lock_dir();
   auto applied = stages::apply_stages(client, c.script, plan, options, progress);
   std::string final_key = applied.final_key.empty() ? base.id : applied.final_key;
   clock.end(phase::setup);
@@ -565,7 +569,6 @@ int run_inner(const Command& command, Report& report) {
   std::string container;
   {
     // Setup of the commit's container and its everytime steps: one at a time.
-    stages::Fd locks = private_lock_dir();
     std::string lock_name = "compdir-" + stages::sha256_hex(c.dir.string()).substr(0, 24) + ".lock";
     auto lock = take_lock(locks.get(), lock_name, std::string(lock_dir) + "/" + lock_name,
                           "another ce-run setting up this computation's container", spdlog::level::debug);

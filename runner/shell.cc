@@ -95,7 +95,7 @@ int run_shell(const Command& command) {
   for (const auto& b : info->binds)
     if (b.host_path == b.container_path && b.host_path != comp.dir) {
       gfs.emplace(b.host_path);
-      gfs->check_allowed(invoker, default_gfs, {});
+      gfs->check_allowed(invoker, default_gfs, comp.host.gfs);
       mounts.emplace_back(b.host_path, gfs->fd());
     }
   check_mounts(client, info->id, mounts);

@@ -215,7 +215,7 @@ void gc_results(const Gfs& gfs, const Target& t, bool dry_run) {
 int run_gc(const Command& command) {
   auto t = load_target(command);
   Gfs gfs(resolve_gfs(command));
-  gfs.check_allowed(t.invoker, default_gfs, {});
+  gfs.check_allowed(t.invoker, default_gfs, t.comp.host.gfs);
   if (command.gc_results) gc_results(gfs, t, command.dry_run);
   docker::Client client;
   client.check_engine();

@@ -416,8 +416,11 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       }
       if (!options.compdir.empty())
         spec.binds.push_back({options.compdir, options.compdir, docker::Access::read_only});
+      spec.memory_bytes = options.memory_bytes;
+      spec.pids_limit = options.pids;
       container.set(client.create_container(spec), image);
       client.start_container(container.id());
+      if (options.check_container) options.check_container(container.id());
       container.shell = detect_shell(client, container.id(), image, plan.base_image, observer);
     }
     for (auto e : everytime_since_stage) {

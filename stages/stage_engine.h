@@ -91,6 +91,12 @@ struct ApplyOptions {
   std::string lock_dir = "/var/lib/ce-run/locks";
   KeepBuildContainer keep = KeepBuildContainer::no;
   docker::Labels labels;  // added to stage images and build containers
+  // The build container's limits (docker.conf's, under root's host.conf); 0: none.
+  std::int64_t memory_bytes = 0;
+  std::int64_t pids = 0;
+  // Called once the build container runs, before any step: throws to stop
+  // (the caller checks what the container mounted from the user's paths).
+  std::function<void(const std::string& container)> check_container;
 };
 
 struct StepResult {
