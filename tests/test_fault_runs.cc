@@ -25,10 +25,11 @@ namespace fs = boost::filesystem;
 
 namespace {
 
-void wait_for_file(const fs::path& file) {
+// Waits until `path` exists in a running container of c's.
+void wait_for_file(Computation& c, const std::string& path) {
   // (generous: it may wait for a stage build on a loaded machine)
-  for (int i = 0; i < 1200 && !fs::exists(file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  REQUIRE(fs::exists(file));
+  poll_until([&] { return c.exists_in_containers(path); }, 60);
+  REQUIRE(c.exists_in_containers(path));
 }
 
 void kill_and_reap(int pid) {
@@ -51,9 +52,9 @@ TEST_CASE("kill -9 during an everytime step: the step stops with ce-run, the nex
           "[docker][fault]") {
   TempDir gfs;
   Computation c("next_stage && echo one > /one\n"
-                "everytime && echo started >> \"$GFSDIR/every\" && { [ -e \"$GFSDIR/fast\" ] || sleep 61; }\n");
+                "everytime && echo started >> /tmp/every && { [ -e \"$GFSDIR/fast\" ] || sleep 61; }\n");
   int pid = spawn_ce({"--gfs", gfs.str(), c.path(), "--", "true"});
-  wait_for_file(gfs.path() / "every");
+  wait_for_file(c, "/tmp/every");
   kill_and_reap(pid);
   auto ps = [&] { return run_ce({"--gfs", gfs.str(), c.path(), "--", "ps", "-o", "args"}); };
   std::ofstream((gfs.path() / "fast").string()) << "\n";
@@ -132,7 +133,7 @@ struct SmallGfs {
 TEST_CASE("a GFS that fills up during the command: a clear error, nothing filed, the GFS consistent",
           "[docker][fault]") {
   // The command ignores its write errors and says it succeeded.
-  GfsCall g("#!/bin/sh\necho run >> \"$GFSDIR/runs\"\nhead -c 3000000 /dev/zero > \"$3\"\ncat \"$2\" > \"$4\"\n"
+  GfsCall g("#!/bin/sh\necho run >> /tmp/runs\nhead -c 3000000 /dev/zero > \"$3\"\ncat \"$2\" > \"$4\"\n"
             "exit 0\n");
   SmallGfs small;
   auto args = g.args();
@@ -146,11 +147,12 @@ TEST_CASE("a GFS that fills up during the command: a clear error, nothing filed,
   auto outputs = GfsCall::paths(r.out);
   REQUIRE(outputs.size() == 2);
   CHECK(r.out == outputs[0] + " MISSING\n" + outputs[1] + " MISSING\n");
-  // What is left: the stored inputs and the runs log, no output, no record,
-  // no temporary file, no staging directory.
+  CHECK(g.runs() == 1);
+  // What is left: the stored inputs and the call's lock, no output, no
+  // record, no temporary file, no staging directory.
   auto left = files_under(small.dir.path());
-  for (const auto& f : left) CHECK((f.rfind("tinputs/", 0) == 0 || f == "runs" || f.find("/.locks/") != std::string::npos));
-  CHECK(left.size() == 4);
+  for (const auto& f : left) CHECK((f.rfind("tinputs/", 0) == 0 || f.find("/.locks/") != std::string::npos));
+  CHECK(left.size() == 3);
 
   // With room, the same call computes, and verifies.
   small.resize("8m");
@@ -159,6 +161,7 @@ TEST_CASE("a GFS that fills up during the command: a clear error, nothing filed,
   CHECK(ok.exit_code == 0);
   CHECK(ok.out == outputs[0] + " computed\n" + outputs[1] + " computed\n");
   CHECK(fs::file_size(outputs[0]) == 3000000);
+  CHECK(g.runs() == 2);
   args.insert(args.begin() + 2, "--verify");
   CHECK(run_ce(args).exit_code == 0);
 }
@@ -182,7 +185,7 @@ TEST_CASE("an input that does not fit in a full GFS is refused, leaving no parti
 TEST_CASE("50 calls at once on one commit, half identical and half distinct: each distinct call computed once",
           "[docker][fault]") {
   GfsCall g("#!/bin/sh\nsleep 0.3\ncat \"$1\" > \"$3\"; cat \"$2\" > \"$4\"\n"
-            "echo \"$(cat \"$1\")\" >> \"$GFSDIR/runs\"\n");
+            "echo \"$(cat \"$1\")\" >> /tmp/runs\n");
   REQUIRE(run_ce({"--gfs", g.gfs.str(), g.c.path(), "--", "true"}).exit_code == 0);  // stages and container
   std::size_t containers = g.c.containers();
   std::vector<std::string> firsts;
@@ -215,8 +218,7 @@ TEST_CASE("50 calls at once on one commit, half identical and half distinct: eac
   // Each distinct call once: alpha for the 25 identical ones, and each of
   // the 25 distinct inputs.
   std::map<std::string, int> computed;
-  std::istringstream runs(slurp(g.gfs.str() + "/runs"));
-  for (std::string line; std::getline(runs, line);) ++computed[line];
+  for (const auto& line : g.c.lines_in_containers("/tmp/runs")) ++computed[line];
   CHECK(computed.size() == 26);
   for (const auto& [input, n] : computed) {
     INFO(input);

@@ -29,12 +29,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool wait_for_file(const fs::path& file, double seconds = 60) {
-  for (auto end = Clock::now() + std::chrono::duration<double>(seconds); Clock::now() < end;) {
-    if (fs::exists(file)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return fs::exists(file);
+// Waits up to `seconds` for `path` to exist in a running container of c's.
+bool wait_for_file(Computation& c, const std::string& path, double seconds = 60) {
+  return poll_until([&] { return c.exists_in_containers(path); }, seconds);
 }
 
 std::string commit_container(const Computation& c) {
@@ -75,7 +72,7 @@ int wait_exit_within(int pid, double seconds) {
 
 TEST_CASE("kill -9 of ce-run stops what it ran in the container within seconds, for every kind of run",
           "[docker][fault]") {
-  GfsCall g("#!/bin/sh\ntouch \"$GFSDIR/exec-started\"\nsleep 60\n");
+  GfsCall g("#!/bin/sh\ntouch /tmp/exec-started\nsleep 60\n");
   REQUIRE(run_ce({"--gfs", g.gfs.str(), g.c.path(), "--", "true"}).exit_code == 0);  // the commit's container
   std::string container = commit_container(g.c);
   auto args = [&](std::vector<std::string> tail) {
@@ -89,15 +86,15 @@ TEST_CASE("kill -9 of ce-run stops what it ran in the container within seconds, 
     const char* marker;
   };
   std::vector<Kind> kinds = {
-      {"a call's exec", args({g.c.path(), g.a, g.b}), "exec-started"},
-      {"a plain command", args({g.c.path(), "--", "sh", "-c", "touch $GFSDIR/command-started; sleep 60"}),
-       "command-started"},
-      {"a shell", {"shell", g.c.path(), "--", "sh", "-c", "touch $GFSDIR/shell-started; sleep 60"}, "shell-started"},
+      {"a call's exec", args({g.c.path(), g.a, g.b}), "/tmp/exec-started"},
+      {"a plain command", args({g.c.path(), "--", "sh", "-c", "touch /tmp/command-started; sleep 60"}),
+       "/tmp/command-started"},
+      {"a shell", {"shell", g.c.path(), "--", "sh", "-c", "touch /tmp/shell-started; sleep 60"}, "/tmp/shell-started"},
   };
   for (const auto& kind : kinds) {
     INFO(kind.what);
     int pid = spawn_ce(kind.args);
-    REQUIRE(wait_for_file(g.gfs.path() / kind.marker));
+    REQUIRE(wait_for_file(g.c, kind.marker));
     REQUIRE(g.c.client.container_process_count(container) > 2);
     ::kill(pid, SIGKILL);
     wait_exit(pid);
@@ -108,9 +105,9 @@ TEST_CASE("kill -9 of ce-run stops what it ran in the container within seconds, 
 
   // An everytime step, in a computation of its own.
   TempDir gfs;
-  Computation every("everytime && touch \"$GFSDIR/every-started\" && sleep 60\n");
+  Computation every("everytime && touch /tmp/every-started && sleep 60\n");
   int pid = spawn_ce({"--gfs", gfs.str(), every.path(), "--", "true"});
-  REQUIRE(wait_for_file(gfs.path() / "every-started"));
+  REQUIRE(wait_for_file(every, "/tmp/every-started"));
   std::string every_container = commit_container(every);
   ::kill(pid, SIGKILL);
   wait_exit(pid);
@@ -124,8 +121,8 @@ TEST_CASE("SIGTERM stops the command and every process it started, those that ig
   TempDir gfs;
   Computation c("");
   int pid = spawn_ce({"--gfs", gfs.str(), c.path(), "--", "sh", "-c",
-                      "(trap '' TERM; while :; do sleep 1; done) & touch $GFSDIR/started; wait"});
-  REQUIRE(wait_for_file(gfs.path() / "started"));
+                      "(trap '' TERM; while :; do sleep 1; done) & touch /tmp/started; wait"});
+  REQUIRE(wait_for_file(c, "/tmp/started"));
   std::string container = commit_container(c);
   ::kill(pid, SIGTERM);
   CHECK(wait_exit(pid) == 143);
@@ -155,10 +152,10 @@ TEST_CASE("a closed standard output stops the run within seconds, with exit 141"
 
 TEST_CASE("SIGINT while waiting for an identical call's lock ends ce-run then, and its exec never runs",
           "[docker][fault]") {
-  GfsCall g("#!/bin/sh\necho run >> \"$GFSDIR/runs\"\nwhile [ ! -e \"$GFSDIR/fast\" ]; do sleep 0.1; done\n"
+  GfsCall g("#!/bin/sh\necho run >> /tmp/runs\nwhile [ ! -e \"$GFSDIR/fast\" ]; do sleep 0.1; done\n"
             "cat \"$1\" > \"$3\"; cat \"$2\" > \"$4\"\n");
   int first = spawn_ce(g.args());
-  for (int i = 0; i < 1200 && g.runs() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  poll_until([&] { return g.runs() > 0; }, 60);
   REQUIRE(g.runs() == 1);
   TempDir logs;
   std::string log = (logs.path() / "second.err").string();
@@ -185,7 +182,7 @@ TEST_CASE("a cancelled token stops a supervised exec before it starts, and one t
   REQUIRE(run_ce({"--gfs", gfs.str(), c.path(), "--", "true"}).exit_code == 0);
   std::string container = commit_container(c);
   ce::docker::ExecSpec spec;
-  spec.cmd = {"sh", "-c", "touch " + gfs.str() + "/ran; sleep 60"};
+  spec.cmd = {"sh", "-c", "touch /tmp/ran; sleep 60"};
   auto discard = [](ce::docker::StreamKind, std::string_view) {};
   ce::docker::Cancellation before;
   before.cancel();
@@ -194,11 +191,12 @@ TEST_CASE("a cancelled token stops a supervised exec before it starts, and one t
                                      [&](const std::string& id) { created = id; }, &before) == 143);
   CHECK_FALSE(created.empty());
   CHECK_FALSE(c.client.exec_state(created).running);
-  CHECK_FALSE(fs::exists(gfs.path() / "ran"));
+  CHECK_FALSE(exists_in_container(c.client, container, "/tmp/ran"));
 
   ce::docker::Cancellation during;
   std::thread stopper([&] {
-    if (wait_for_file(gfs.path() / "ran")) during.cancel();
+    ce::docker::Client client;  // (its own, beside the exec's)
+    if (poll_until([&] { return exists_in_container(client, container, "/tmp/ran"); }, 60)) during.cancel();
   });
   auto start = Clock::now();
   int code = c.client.run_supervised_exec(container, spec, ce::runner::supervisor_in_container, discard, {}, &during);
@@ -220,9 +218,9 @@ TEST_CASE("a remote engine's pids are never signalled on this host", "[docker][f
   {
     EngineProxy proxy(victim);
     TempDir gfs;
-    int pid = spawn_ce({"--gfs", gfs.str(), c.path(), "--", "sh", "-c", "touch $GFSDIR/started; sleep 60"}, {},
+    int pid = spawn_ce({"--gfs", gfs.str(), c.path(), "--", "sh", "-c", "touch /tmp/started; sleep 60"}, {},
                        {"DOCKER_HOST=" + proxy.uri()});
-    REQUIRE(wait_for_file(gfs.path() / "started"));
+    REQUIRE(wait_for_file(c, "/tmp/started"));
     ::kill(pid, SIGTERM);
     CHECK(wait_exit(pid) == 143);
     CHECK(proxy.rewrites() > 0);  // the engine did report the victim's pid
@@ -236,10 +234,10 @@ TEST_CASE("a remote engine's pids are never signalled on this host", "[docker][f
 
 TEST_CASE("a forged lock note cannot stop another computation's command", "[docker][fault]") {
   // A: a call whose command runs; its lock note names its exec.
-  GfsCall a("#!/bin/sh\ntouch \"$GFSDIR/a-started\"\nwhile [ ! -e \"$GFSDIR/fast\" ]; do sleep 0.1; done\n"
+  GfsCall a("#!/bin/sh\ntouch /tmp/a-started\nwhile [ ! -e \"$GFSDIR/fast\" ]; do sleep 0.1; done\n"
             "cat \"$1\" > \"$3\"; cat \"$2\" > \"$4\"\n");
   int pid = spawn_ce(a.args());
-  REQUIRE(wait_for_file(a.gfs.path() / "a-started"));
+  REQUIRE(wait_for_file(a.c, "/tmp/a-started"));
   std::string note;
   for (fs::recursive_directory_iterator it(a.gfs.path()), end; it != end; ++it)
     if (it->path().parent_path().filename() == ".locks") note = slurp(it->path().string());
