@@ -245,6 +245,8 @@ TEST_CASE("the command runs as the invoking user", "[docker][cli]") {
   // check is the user it runs as: SUDO_UID's.
   Computation c("");
   TempDir gfs;
+  // Under sudo, COMPDIR and the GFS must be the user's own.
+  sh(c.dir.path(), "chown -R 4321:4322 . '" + gfs.str() + "'");
   ::setenv("SUDO_UID", "4321", 1);
   ::setenv("SUDO_GID", "4322", 1);
   auto r = run_ce({"--gfs", gfs.str(), c.path(), "--", "id", "-u"});
@@ -580,7 +582,8 @@ TEST_CASE("a failing exec or a forgotten output promotes nothing, the staging di
   GfsCall failing("#!/bin/sh\necho partial > \"$3\"\nexit 1\n");
   auto r = failing.run();
   CHECK(r.exit_code == 1);
-  CHECK_THAT(r.err, Catch::Contains("exited with 1; nothing was filed in the GFS; the outputs so far are kept in "));
+  CHECK_THAT(r.err, Catch::Contains("exited with 1; nothing was filed in the GFS; the outputs so far are kept for "
+                                    "inspection in the container at /.ce-run/staging/"));
   auto outputs = failing.paths(r.out);
   REQUIRE(outputs.size() == 2);
   CHECK(r.out == outputs[0] + " MISSING\n" + outputs[1] + " MISSING\n");
@@ -667,9 +670,9 @@ TEST_CASE("the number of inputs and unreadable inputs are checked, naming them",
   CHECK(one.exit_code == 125);
   CHECK(one.err == "ce-run: error: expected 2 inputs (first, second), got 1\n");
   auto missing = run_ce({"--gfs", g.gfs.str(), g.c.path(), g.a, "/nonexistent/b"});
-  CHECK(missing.err == "ce-run: error: input 2 (second): /nonexistent/b is not a readable regular file\n");
+  CHECK(missing.err == "ce-run: error: input 2 (second): /nonexistent/b is not a readable regular file (No such file or directory)\n");
   auto directory = run_ce({"--gfs", g.gfs.str(), g.c.path(), g.data.str(), g.b});
-  CHECK(directory.err == "ce-run: error: input 1 (first): " + g.data.str() + " is not a readable regular file\n");
+  CHECK(directory.err == "ce-run: error: input 1 (first): " + g.data.str() + " is not a readable regular file (a directory)\n");
 }
 
 TEST_CASE("gc removes staging directories of dead calls and, on request, results no branch reaches", "[docker][gfs]") {
@@ -677,7 +680,7 @@ TEST_CASE("gc removes staging directories of dead calls and, on request, results
             "cat \"$1\" > \"$3\"; cat \"$2\" > \"$4\"\n");
   CHECK(g.run().exit_code == 3);  // leaves its staging directory
   auto dry = run_ce({"gc", "-n", "--gfs", g.gfs.str(), g.c.path()});
-  CHECK_THAT(dry.out, Catch::Contains("would remove staging directory " + g.gfs.str() + "/c_" + g.c.name + "/"));
+  CHECK_THAT(dry.out, Catch::Contains("would remove staging directory /var/lib/ce-run/staging/"));
   auto gc = run_ce({"gc", "--gfs", g.gfs.str(), g.c.path()});
   CHECK_THAT(gc.out, Catch::Contains("removed staging directory "));
   CHECK_FALSE(Catch::Contains("staging").match(run_ce({"gc", "-n", "--gfs", g.gfs.str(), g.c.path()}).out));
