@@ -205,7 +205,9 @@ TempFile make_temp_at(int dir, const std::string& prefix, mode_t mode, const std
 
 void write_atomically_at(int dir, const std::string& name, std::string_view text, mode_t mode,
                          const std::string& shown) {
-  auto temp = make_temp_at(dir, ".tmp." + name + ".", mode, shown);
+  // The name first: patterns that ignore a file (git's exclude of
+  // docker-container*) ignore its temporary files too.
+  auto temp = make_temp_at(dir, name + ".tmp.", mode, shown);
   try {
     write_all(temp.fd.get(), text, join(shown, name));
     if (::fsync(temp.fd.get()) != 0) fail("cannot write " + join(shown, name), errno);

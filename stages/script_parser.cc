@@ -1,6 +1,8 @@
 #include "stages/script_parser.h"
 
 #include <algorithm>
+#include <array>
+#include <set>
 #include <initializer_list>
 #include <optional>
 
@@ -399,14 +401,26 @@ class Parser {
   // raised, which made every later unit record nothing and crashed
   // finish_spans, found by fuzzing) or read here-documents that the second
   // reading, as a subshell, reads again.
+  //
+  // An attempt that failed is remembered by where it started and the state
+  // that decides it, and not made again: nested "$((" that are not
+  // arithmetic would otherwise be tried twice at every level, each try
+  // reading all the levels within (2^n; a fuzzed input of 500 bytes took
+  // five minutes).
   bool try_scan_arithmetic() {
+    std::array<std::size_t, 4> key = {pos_, pending_.size(), static_cast<std::size_t>(depth_),
+                                      static_cast<std::size_t>(word_nesting_)};
+    if (failed_arithmetic_.count(key)) return false;
     ParserState before = save_state();
     bool scanned = false;
     try {
       scanned = scan_arithmetic();
     } catch (const SyntaxError&) {
     }
-    if (!scanned) restore_state(std::move(before));
+    if (!scanned) {
+      restore_state(std::move(before));
+      failed_arithmetic_.insert(key);
+    }
     return scanned;
   }
 
@@ -1158,6 +1172,7 @@ class Parser {
   std::vector<std::size_t> line_starts_;
   std::optional<Token> ahead_;
   std::vector<Heredoc> pending_;
+  std::set<std::array<std::size_t, 4>> failed_arithmetic_;  // try_scan_arithmetic's memory
   std::vector<Body> bodies_;
   int depth_ = 0;
   int word_nesting_ = 0;

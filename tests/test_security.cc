@@ -566,3 +566,19 @@ TEST_CASE("D18 a computation's container has default memory and process limits",
   CHECK(started.exit_code == 0);
   CHECK(std::stoi("0" + started.out) < 20);
 }
+
+TEST_CASE("a container that mounted another directory than the one ce-run checked is removed",
+          "[docker][security]") {
+  // What a COMPDIR or GFS path swapped for a link between ce-run's check and
+  // the engine's mount would give: the mount is not the checked directory.
+  EngineFixture f;
+  TempDir checked, swapped;
+  fs::create_directories(swapped.path() / "home");
+  auto container = f.start_busybox({{swapped.str(), "/mnt/compdir", ce::docker::Access::read_only}});
+  ce::stages::Fd right(::open(swapped.str().c_str(), O_RDONLY | O_DIRECTORY));
+  ce::stages::Fd wrong(::open(checked.str().c_str(), O_RDONLY | O_DIRECTORY));
+  CHECK_NOTHROW(ce::runner::check_mounts(f.client, container, {{"/mnt/compdir", right.get()}}));
+  CHECK_THROWS_WITH(ce::runner::check_mounts(f.client, container, {{"/mnt/compdir", wrong.get()}}),
+                    Catch::Contains("the container mounted another directory than /mnt/compdir"));
+  CHECK_FALSE(f.client.find_container(container));
+}
