@@ -79,12 +79,6 @@ std::string number(std::size_t k) {
   return text;
 }
 
-std::string host_name() {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
-
 std::string space_hint(int error, const std::string& where) {
   return error == ENOSPC || error == EDQUOT ? "; free space in " + where + " and run again" : std::string();
 }
