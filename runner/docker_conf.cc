@@ -133,6 +133,9 @@ const std::vector<KeySpec>& keys() {
        [](const Reader& r, DockerConf& c) {
          c.workdir = r.string();
          if (c.workdir[0] != '/') r.fail("'workdir' must be an absolute path in the container");
+         for (char ch : c.workdir)
+           if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+             r.fail("'workdir' = \"" + escaped(c.workdir) + "\" holds a control character");
        }},
       {"env", "env = { OMP_NUM_THREADS = \"4\" }",
        [](const Reader& r, DockerConf& c) {
@@ -154,7 +157,21 @@ const std::vector<KeySpec>& keys() {
            }
          }
        }},
-      {"user", "user = \"root\" (or \"1000:1000\")", [](const Reader& r, DockerConf& c) { c.user = r.string(); }},
+      {"user", "user = \"root\" (or \"1000:1000\")",
+       [](const Reader& r, DockerConf& c) {
+         c.user = r.string();
+         // NAME or UID, optionally ":GROUP" or ":GID", as the engine takes it.
+         auto part = [](std::string_view p) {
+           return !p.empty() && std::all_of(p.begin(), p.end(), [](char ch) {
+             return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+           });
+         };
+         auto colon = c.user.find(':');
+         if (!part(std::string_view(c.user).substr(0, colon)) ||
+             (colon != std::string::npos && !part(std::string_view(c.user).substr(colon + 1))))
+           r.fail("'user' = \"" + escaped(c.user) + "\" is not a user: give a name or uid, optionally \":group\" "
+                  "or \":gid\"");
+       }},
       {"network", "network = \"bridge\" (default \"none\")",
        [](const Reader& r, DockerConf& c) {
          c.network = r.string();

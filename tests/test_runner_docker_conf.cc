@@ -235,6 +235,17 @@ TEST_CASE("the environment names ce-run reserves are refused at the name", "[doc
   CHECK(parse_docker_conf("image = \"x\"\n[env]\npath = \"a\"\nCE_RUNS = \"3\"\n", "docker.conf").env.size() == 2);
 }
 
+TEST_CASE("user and workdir hold no control characters", "[docker_conf][conf][security]") {
+  CHECK(error_of("image = \"x\"\nuser = \"root\\r\\nX\"\n") ==
+        "docker.conf:2:8: 'user' = \"root\\r\\nX\" is not a user: give a name or uid, optionally \":group\" or "
+        "\":gid\"; e.g. user = \"root\" (or \"1000:1000\")");
+  CHECK_THAT(error_of("image = \"x\"\nuser = \"1000:\"\n"), Catch::StartsWith("docker.conf:2:8: 'user' = \"1000:\" is not a user"));
+  CHECK_THAT(error_of("image = \"x\"\nworkdir = \"/w\\tx\"\n"),
+             Catch::StartsWith("docker.conf:2:11: 'workdir' = \"/w\\tx\" holds a control character"));
+  for (const char* user : {"root", "1000:1000", "nobody:nogroup", "www-data", "svc.user_1"})
+    CHECK(parse_docker_conf(std::string("image = \"x\"\nuser = \"") + user + "\"\n", "docker.conf").user == user);
+}
+
 TEST_CASE("docker.conf alone may choose the network none or bridge, never the host's or a container's",
           "[docker_conf][conf][security]") {
   const std::string allowed =
