@@ -107,6 +107,16 @@ struct Lab {
     args.insert(args.end(), inputs.begin(), inputs.end());
     return run_ce_env(as_researcher, args);
   }
+  // Commits docker.conf: busybox, the lab's name, then the lines `extra`.
+  void conf(const std::string& extra, const std::string& name = "") {
+    commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + (name.empty() ? c.name : name) + "\"\n" + extra);
+  }
+  // Runs the call, which must compute; the path of its output.
+  std::string computed() {
+    auto r = run();
+    REQUIRE(r.exit_code == 0);
+    return GfsCall::paths(r.out).at(0);
+  }
   // A commit as the researcher would make it (the test runs as root).
   void commit(const std::string& file, const std::string& content) {
     std::ofstream((c.dir.path() / file).string()) << content;
@@ -258,7 +268,7 @@ TEST_CASE("B6 no setuid program or device made in a container reaches the host",
               "cp /bin/busybox \"$2\"; chmod 6755 \"$2\"; d=$(dirname \"$2\"); mknod \"$d/dev\" c 1 3; "
               "cp /bin/busybox \"$d/kept\"; chmod 4755 \"$d/kept\"\n",
           {{"docker.conf", ""}}, std::string("everytime && { ") + plant + "true; }\n");
-  lab.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + lab.c.name + "\"\nuser = \"0:0\"\n");
+  lab.conf("user = \"0:0\"\n");
   auto r = lab.run();
   REQUIRE(r.exit_code == 0);
   auto out = GfsCall::paths(r.out).at(0);
@@ -273,7 +283,7 @@ TEST_CASE("B6 no setuid program or device made in a container reaches the host",
   CHECK((st.st_mode & 07777) == 0700);
   // A failed call keeps its outputs there, still out of reach.
   Lab failing("#!/bin/sh\ncp /bin/busybox \"$2\"; chmod 4755 \"$2\"; exit 3\n", {{"docker.conf", ""}});
-  failing.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + failing.c.name + "\"\nuser = \"0:0\"\n");
+  failing.conf("user = \"0:0\"\n");
   auto kept = failing.run();
   CHECK(kept.exit_code == 3);
   CHECK_THAT(kept.err, Catch::Contains("/.ce-run/staging/"));
@@ -337,8 +347,7 @@ TEST_CASE("B8 removing a tree never follows a directory swapped for a link while
 
 TEST_CASE("B9 an output that is a link, a FIFO or a hard link is refused, not hashed or filed", "[docker][security]") {
   Lab lab("#!/bin/sh\nln -s \"$SECRET\" \"$2\"\n", {{"docker.conf", ""}});
-  lab.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + lab.c.name + "\"\nenv = { SECRET = \"" +
-                                lab.canary.file.string() + "\" }\n");
+  lab.conf("env = { SECRET = \"" + lab.canary.file.string() + "\" }\n");
   auto r = lab.run();
   CHECK(r.exit_code == 125);
   CHECK_THAT(r.err, Catch::Contains("output 0 (copy)"));
@@ -360,15 +369,12 @@ TEST_CASE("B9 an output that is a link, a FIFO or a hard link is refused, not ha
 TEST_CASE("B10 a filed result is root's and read-only: a later exec of the same uid cannot change it",
           "[docker][security]") {
   Lab lab;
-  auto first = lab.run();
-  REQUIRE(first.exit_code == 0);
-  auto out = GfsCall::paths(first.out).at(0);
+  auto out = lab.computed();
   // Another computation of the same researcher, same uid, overwrites it
   // with the same size through the GFS mount.
   Lab attacker("#!/bin/sh\nprintf 'THE FORGED DATA!!!!!!\\n' > \"$TARGET\"; r=$?; cat \"$1\" > \"$2\"; exit 0\n",
                {{"docker.conf", ""}});
-  attacker.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + attacker.c.name + "\"\nenv = { TARGET = \"" +
-                                     out + "\" }\n");
+  attacker.conf("env = { TARGET = \"" + out + "\" }\n");
   // The attacker's call runs with the victim's GFS.
   auto a = run_ce_env(as_researcher, {"--gfs", lab.gfs.str(), attacker.c.path(), attacker.input});
   CHECK(a.exit_code == 0);
@@ -381,9 +387,7 @@ TEST_CASE("B10 a filed result is root's and read-only: a later exec of the same 
 TEST_CASE("B11 two inputs whose SHA-1s share the 12 digits of their name never get each other's result",
           "[docker][security]") {
   Lab lab;
-  auto first = lab.run();
-  REQUIRE(first.exit_code == 0);
-  auto out = GfsCall::paths(first.out).at(0);
+  auto out = lab.computed();
   auto sha1 = ce::runner::sha1_file(lab.input);
   // A prefix collision, as a search of 2^24 inputs finds one: the record
   // and the stored input are made to say the other input's SHA-1.
@@ -426,7 +430,7 @@ TEST_CASE("B12 gc --results removes only results this repository computed, whate
           "[docker][security]") {
   Lab mine, theirs("#!/bin/sh\n# theirs\ncat \"$1\" > \"$2\"\n");
   // Another repository (another tree) that uses the same name.
-  theirs.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + mine.c.name + "\"\n");
+  theirs.conf("", mine.c.name);
   auto their_run = run_ce_env(as_researcher, {"--gfs", mine.gfs.str(), theirs.c.path(), mine.input});
   REQUIRE(their_run.exit_code == 0);
   auto their_out = GfsCall::paths(their_run.out).at(0);
@@ -500,9 +504,7 @@ TEST_CASE("C14 lock files are root's alone", "[docker][security]") {
   CHECK((st.st_mode & 07777) == 0700);
   // A lock file planted as a link is refused, not truncated.
   Lab planted;
-  auto first = planted.run();
-  REQUIRE(first.exit_code == 0);
-  auto out = fs::path(GfsCall::paths(first.out).at(0));
+  auto out = fs::path(planted.computed());
   auto lock = out.parent_path().parent_path() / ".locks" / out.filename();
   fs::remove(lock);
   fs::create_symlink(planted.canary.file, lock);
@@ -530,7 +532,7 @@ TEST_CASE("D15-D17 docker.conf cannot give the host's network, ce-run's variable
   };
   for (const auto& c : cases) {
     INFO(c.conf);
-    lab.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + lab.c.name + "\"\n" + c.conf + "\n");
+    lab.conf(c.conf + "\n");
     auto r = lab.run();
     CHECK(r.exit_code == 125);
     CHECK_THAT(r.err, Catch::Contains("docker.conf:3:"));
@@ -557,7 +559,7 @@ TEST_CASE("D18 a computation's container has default memory and process limits",
   CHECK(info->pids_limit == 4096);
   // The limit reaches the kernel: with pids = 20, 40 background processes
   // cannot all start.
-  lab.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + lab.c.name + "\"\npids = 20\n");
+  lab.conf("pids = 20\n");
   auto bomb = run_ce_env(as_researcher, {"--gfs", lab.gfs.str(), lab.c.path(), "--", "sh", "-c",
                                          "rm -f /tmp/n; i=0; while [ $i -lt 40 ]; do sleep 2 & echo x >> /tmp/n; "
                                          "i=$((i+1)); done; wait"});
