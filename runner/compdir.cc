@@ -76,4 +76,15 @@ void write_compdir_file(const CompDir& compdir, const std::string& name, const s
   });
 }
 
+Computation load_computation(const std::string& given, const Invoker& invoker) {
+  Computation c;
+  c.comp = open_compdir(given, invoker);
+  std::string origin = c.comp.shown_file("docker-setup.sh");
+  if (auto text = c.comp.read("docker-setup.sh"))
+    c.script = stages::parse_setup_script(*text, origin);
+  else
+    c.script.origin = origin;
+  return c;
+}
+
 }  // namespace ce::runner

@@ -14,6 +14,7 @@
 #include "runner/host_conf.h"
 #include "runner/invoker.h"
 #include "stages/host_files.h"
+#include "stages/setup_script.h"
 
 namespace ce::runner {
 
@@ -40,6 +41,15 @@ struct CompDir {
 // (under sudo always /etc/ce-run/host.conf: CE_RUN_HOST_CONF is root's own). Throws with a message that says
 // what to do.
 CompDir open_compdir(const std::string& given, const Invoker& invoker);
+
+// A computation: COMPDIR opened as above, and its docker-setup.sh parsed
+// (empty when it has none). The one loader of a computation: throws with
+// the file, line and column of a syntax error.
+struct Computation {
+  CompDir comp;
+  stages::SetupScript script;
+};
+Computation load_computation(const std::string& given, const Invoker& invoker);
 
 // Writes a file of COMPDIR (docker-container) with the invoker's rights,
 // atomically.

@@ -1,6 +1,8 @@
 #include "runner/container_mapping.h"
 
 #include "runner/compdir.h"
+#include "runner/git_identity.h"
+#include "stages/stage_key.h"
 #include "docker/client.h"
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -129,6 +131,27 @@ void check_mounts(docker::Client& client, const std::string& container,
                                " (was the path changed while ce-run ran?); the container was removed; run again");
     }
   }
+}
+
+std::string mapping_key(const GitIdentity& identity) {
+  return identity.commit + (identity.dirty_files.empty() ? "" : "-dirty");
+}
+
+docker::Labels run_container_labels(const std::string& name, const std::string& compdir, const std::string& key,
+                                    const std::string& tree, const std::string& stage_key,
+                                    const std::string& staging_key) {
+  return {{label::role, "run"},  {label::computation, name},   {label::compdir, compdir}, {label::commit, key},
+          {label::tree, tree},   {label::stage_key, stage_key}, {label::staging, staging_key}};
+}
+
+docker::Labels run_container_filter(const std::string& compdir) {
+  docker::Labels filter{{label::role, "run"}};
+  if (!compdir.empty()) filter[label::compdir] = compdir;
+  return filter;
+}
+
+std::string staging_key(const std::string& compdir, const std::string& key) {
+  return stages::sha256_hex(compdir + "\n" + key).substr(0, 24);
 }
 
 bool is_run_container_of(const docker::Labels& labels, const std::string& compdir, const std::string& commit) {

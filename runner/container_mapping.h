@@ -30,6 +30,7 @@ namespace ce::runner {
 
 struct CompDir;
 struct Invoker;
+struct GitIdentity;
 
 // The labels of a commit's container (its role is "run"): the one place of
 // their names.
@@ -45,6 +46,20 @@ inline constexpr const char* created = "ce-run.created";
 inline constexpr const char* staging = "ce-run.staging";  // its staging directory's key (gfs.h)
 inline constexpr const char* snapshot_of = "ce-run.snapshot.of";  // the ancestor commit continued from
 }  // namespace label
+
+// The mapping's key of a commit: its 40 hex digits, with "-dirty" appended
+// for a dirty work tree (the one place that says so).
+std::string mapping_key(const GitIdentity& identity);
+
+// The labels of the run container of `key` (a mapping key) of the
+// computation `name` in `compdir`.
+docker::Labels run_container_labels(const std::string& name, const std::string& compdir, const std::string& key,
+                                    const std::string& tree, const std::string& stage_key,
+                                    const std::string& staging_key);
+// A filter for run containers: every one, or those of `compdir`.
+docker::Labels run_container_filter(const std::string& compdir = "");
+// The key of the staging directory of the run container of `key` (gfs.h).
+std::string staging_key(const std::string& compdir, const std::string& key);
 
 // True when the labels say the container is the run container of `commit`
 // (a mapping key) of the computation in `compdir`: the docker-container file

@@ -302,6 +302,14 @@ std::string Call::record_path() const { return (fs::path(gfs_->path()) / relativ
 
 Fd Call::lock_dir() const { return gfs_->dir(relative_dir() + "/.locks", Create::yes); }
 
+std::string Call::lock_path() const { return (fs::path(gfs_->path()) / relative_dir() / ".locks" / ins_).string(); }
+
+std::string Call::staging_name() const {
+  return ins_ + "." + stages::host_name() + "." + std::to_string(::getpid());
+}
+
+std::string output_number(std::size_t k) { return number(k); }
+
 std::optional<CallRecord> Call::done(std::string* problem) const {
   auto fail = [&](const std::string& why) -> std::optional<CallRecord> {
     if (problem) *problem = why;

@@ -161,8 +161,12 @@ class Call {
   std::string output_path(std::size_t k) const;
   std::string record_path() const;
   std::string inputs_key() const { return ins_; }
-  // The call's lock directory (made when missing) and the lock's name in it.
+  // The call's lock directory (made when missing); the lock is named
+  // inputs_key() in it, and shown as lock_path().
   stages::Fd lock_dir() const;
+  std::string lock_path() const;
+  // The name of this process's staging directory for the call (StagedCall).
+  std::string staging_name() const;
 
   // Done: record fine, every output there with its size. `problem` says why
   // not. Throws NameCollision when the record is of other inputs.
@@ -191,6 +195,9 @@ class Call {
   CallContract contract_;
   std::vector<InputFile> inputs_;
 };
+
+// An output's number KK in the layout: "00", "01", ...
+std::string output_number(std::size_t k);
 
 // The bytes still available when the file system holding `path` is full
 // (no free block for users or for root), else nullopt. After a command has

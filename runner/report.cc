@@ -1,5 +1,7 @@
 #include "runner/report.h"
 
+#include "runner/call.h"
+
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
@@ -22,28 +24,29 @@ Poco::Dynamic::Var text_or_null(const std::string& s) {
 }
 }  // namespace
 
-std::string Report::to_json() const {
+std::string report_json(const CallResult& result, int exit_code) {
+  const ReportFacts& f = result.facts;
   Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
   root->set("version", 1);
   Object::Ptr computation = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  computation->set("name", name);
-  computation->set("dir", dir);
-  computation->set("commit", text_or_null(commit));
-  computation->set("tree", text_or_null(tree));
-  computation->set("id", text_or_null(id));
-  computation->set("dirty", dirty);
+  computation->set("name", f.name);
+  computation->set("dir", f.dir);
+  computation->set("commit", text_or_null(f.commit));
+  computation->set("tree", text_or_null(f.tree));
+  computation->set("id", text_or_null(f.id));
+  computation->set("dirty", f.dirty);
   root->set("computation", computation);
   Object::Ptr image = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  image->set("base", text_or_null(base_image));
-  image->set("base_id", text_or_null(base_image_id));
-  image->set("final_key", text_or_null(final_key));
+  image->set("base", text_or_null(f.base_image));
+  image->set("base_id", text_or_null(f.base_image_id));
+  image->set("final_key", text_or_null(f.final_key));
   root->set("image", image);
   Object::Ptr container = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  container->set("id", text_or_null(container_id));
-  container->set("created", container_created);
+  container->set("id", text_or_null(f.container_id));
+  container->set("created", f.container_created);
   root->set("container", container);
   Array::Ptr list = new Array;
-  for (const auto& s : steps) {
+  for (const auto& s : f.steps) {
     Object::Ptr step = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
     step->set("index", s.index);
     step->set("kind", s.kind);
@@ -56,7 +59,7 @@ std::string Report::to_json() const {
   }
   root->set("steps", list);
   Array::Ptr inputs_list = new Array;
-  for (const auto& i : inputs) {
+  for (const auto& i : f.inputs) {
     Object::Ptr input = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
     input->set("name", i.name);
     input->set("path", i.path);
@@ -65,30 +68,28 @@ std::string Report::to_json() const {
   }
   root->set("inputs", inputs_list);
   Array::Ptr outputs_list = new Array;
-  for (const auto& o : outputs) {
+  for (const auto& o : result.outputs) {
     Object::Ptr output = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
     output->set("name", o.name);
     output->set("path", o.path);
-    // The report's words: a result found is "cached", not run is "missing".
-    output->set("status", o.status == "ok" || o.status == "verified" ? std::string("cached")
-                          : o.status == "MISSING"                    ? std::string("missing")
-                                                                     : o.status);
+    // The report's words: a result found (or verified) is "cached".
+    output->set("status", std::string(to_string(o.status == OutputStatus::verified ? OutputStatus::cached : o.status)));
     outputs_list->add(output);
   }
   root->set("outputs", outputs_list);
-  root->set("exit_code", exit_code ? Poco::Dynamic::Var(*exit_code) : Poco::Dynamic::Var());
-  root->set("error", text_or_null(error));
-  root->set("seconds", seconds);
+  root->set("exit_code", exit_code);
+  root->set("outcome", std::string(to_string(result.outcome)));
+  root->set("error", text_or_null(result.message));
+  root->set("seconds", f.seconds);
   Poco::JSON::Object::Ptr timings = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  for (const auto& [phase, phase_seconds] : phases) timings->set(phase, phase_seconds);
+  for (const auto& [phase, phase_seconds] : f.phases) timings->set(phase, phase_seconds);
   root->set("phases", timings);
   std::ostringstream out;
   root->stringify(out, 2);
   return out.str() + "\n";
 }
 
-void write_report(const std::string& path, const Report& report, const Invoker& invoker) {
-  std::string text = report.to_json();
+void write_report(const std::string& path, const std::string& text, const Invoker& invoker) {
   try {
     as_invoker(invoker, [&] {
       stages::write_atomically(path, text, 0644);

@@ -1,5 +1,6 @@
-// The --report JSON for CI (schema in docs/cli.md), written when the run
-// ends, whether it succeeded or not.
+// What a call's report says (the --report JSON for CI, schema in
+// docs/cli.md): the facts a call gathers as it goes, and the one serialiser
+// of a CallResult (call.h), for the command line and a service alike.
 #pragma once
 
 #include <optional>
@@ -28,6 +29,8 @@ struct ReportStep {
   std::string kind;  // "stage" | "everytime"
   int first_line = 0;
   int last_line = 0;
+  int stage_number = 0;  // stages: 1, 2, ... (not in the JSON)
+  std::string lines;     // "docker-setup.sh:4-9" (not in the JSON)
   std::string key;     // stages only
   std::string status;  // "cached" | "built" | "ran" | "planned" | "failed"
   double seconds = 0;
@@ -37,11 +40,7 @@ struct ReportInput {
   std::string name, path, sha1;
 };
 
-struct ReportOutput {
-  std::string name, path, status;  // "cached" | "computed" | "missing"
-};
-
-struct Report {
+struct ReportFacts {
   std::string name, dir, commit, tree, id;
   bool dirty = false;
   std::string base_image, base_image_id, final_key;
@@ -49,19 +48,19 @@ struct Report {
   bool container_created = false;
   std::vector<ReportStep> steps;
   std::vector<ReportInput> inputs;
-  std::vector<ReportOutput> outputs;
-  std::optional<int> exit_code;
-  std::string error;  // ce-run's own error message, if any
-  double seconds = 0;
   // Where the time went, in the order of phase::all; only the phases that
   // ran.
   std::vector<std::pair<std::string, double>> phases;
-
-  std::string to_json() const;
+  double seconds = 0;  // the whole call
 };
 
-// Writes atomically (temporary file + rename); throws naming the path.
-// Written with the invoker's rights (the path is theirs to choose), atomically.
-void write_report(const std::string& path, const Report& report, const Invoker& invoker);
+struct CallResult;
+// The report of a call that ended with the process exit code `exit_code`
+// (the caller's mapping of the outcome): JSON, schema version 1.
+std::string report_json(const CallResult& result, int exit_code);
+
+// Writes `text` atomically with the invoker's rights (the path is theirs
+// to choose); throws naming the path.
+void write_report(const std::string& path, const std::string& text, const Invoker& invoker);
 
 }  // namespace ce::runner

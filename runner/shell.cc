@@ -19,7 +19,7 @@
 #include "runner/container_mapping.h"
 #include "runner/gfs.h"
 #include "runner/invoker.h"
-#include "runner/run_command.h"
+#include "runner/cli/run_command.h"
 #include "runner/docker_conf.h"
 #include "runner/git_identity.h"
 #include "runner/subcommands.h"

@@ -16,7 +16,7 @@
 #include "runner/invoker.h"
 #include "runner/docker_conf.h"
 #include "runner/git_identity.h"
-#include "runner/run_command.h"
+#include "runner/cli/run_command.h"
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // ce-run status | gc | why | shell (docs/cli.md).
 #pragma once
 
-#include "runner/cli.h"
+#include "runner/cli/cli.h"
 
 namespace ce::runner {
 

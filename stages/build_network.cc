@@ -4,6 +4,7 @@
 
 #include "stages/stage_engine.h"
 #include "stages/stage_key.h"
+#include "stages/host_files.h"
 
 namespace ce::stages {
 
@@ -66,9 +67,7 @@ std::optional<docker::ContainerInfo> ensure_holder(docker::Client& client, const
 }  // namespace
 
 std::string BuildNetwork::holder_name(const std::string& lock_dir, int k) {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return "ce-run-network-" + sha256_hex(std::string(host) + "\n" + lock_dir).substr(0, 8) + "-" + std::to_string(k);
+  return "ce-run-network-" + sha256_hex(host_name() + "\n" + lock_dir).substr(0, 8) + "-" + std::to_string(k);
 }
 
 BuildNetwork::BuildNetwork(docker::Client& client, const std::string& lock_dir, const std::string& image)

@@ -113,4 +113,9 @@ int copy_fd(int from, int to, const std::function<void(const char*, std::size_t)
 // A random 16-hex-digit word, for temporary names.
 std::string random_word();
 
+// This machine's name (gethostname).
+std::string host_name();
+// The time now, UTC, as "2026-12-02T09:30:00Z".
+std::string utc_now();
+
 }  // namespace ce::stages

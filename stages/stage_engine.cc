@@ -14,6 +14,7 @@
 
 #include "stages/build_network.h"
 #include "stages/file_lock.h"
+#include "stages/host_files.h"
 
 namespace ce::stages {
 
@@ -27,18 +28,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
-std::string hostname() {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
 
 // Field 22 of /proc/PID/stat: when the process started, in clock ticks since
 // boot. With the pid it names a process uniquely across pid reuse.
@@ -58,7 +47,7 @@ std::string process_start_time(long pid) {
 
 std::string owner_id() {
   long pid = static_cast<long>(::getpid());
-  return hostname() + ":" + std::to_string(pid) + ":" + process_start_time(pid);
+  return host_name() + ":" + std::to_string(pid) + ":" + process_start_time(pid);
 }
 
 // How many processes run in a container. On a local engine its cgroup
@@ -307,8 +296,34 @@ int run_step(docker::Client& client, const std::string& container, const SetupSc
   return code;
 }
 
+std::vector<StepResult> run_everytime_steps(docker::Client& client, const std::string& container,
+                                            const SetupScript& script, const std::vector<const Step*>& steps,
+                                            Shell shell, const std::vector<std::string>& env,
+                                            StepObserver& observer, const Supervision* supervision,
+                                            const std::string& hint) {
+  const docker::Cancellation* cancel = supervision ? supervision->cancel : nullptr;
+  std::vector<StepResult> results;
+  for (const Step* step : steps) {
+    if (cancel && cancel->cancelled()) throw docker::Cancelled();
+    observer.step_started(*step, StepStatus::ran);
+    auto start = std::chrono::steady_clock::now();
+    std::string tail;
+    int code = run_step(client, container, script, *step, shell, env, observer, &tail, supervision);
+    if (cancel && cancel->cancelled()) throw docker::Cancelled();
+    StepResult result{step->index, code == 0 ? StepStatus::ran : StepStatus::failed, seconds_since(start)};
+    observer.step_finished(*step, result.status, result.seconds);
+    if (code != 0)
+      throw StepFailed(describe(script, *step) + " failed with exit code " + std::to_string(code) +
+                           (tail.empty() ? " and printed nothing" : "; its last lines:\n" + tail) +
+                           "fix it and run again" + hint,
+                       code, {});
+    results.push_back(result);
+  }
+  return results;
+}
+
 void reap_build_containers(docker::Client& client) {
-  std::string host = hostname();
+  std::string host = host_name();
   for (const auto& c : client.list_containers({{label::role, "build"}})) {
     auto it = c.labels.find(label::owner);
     if (it == c.labels.end()) continue;
@@ -364,15 +379,10 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
   std::string parent_key = last_cached == plan.steps.size() ? plan.base_image_id : plan.steps[last_cached].key;
   std::size_t first = last_cached == plan.steps.size() ? 0 : last_cached + 1;
 
-  auto fail = [&](const Step& step, int code, const std::string& tail) {
+  // A failed step: the build container is kept when the caller asks.
+  auto keep_or_throw = [&](std::string message, int code) {
     std::string kept;
     if (options.keep == KeepBuildContainer::on_failure) kept = container.release();
-    std::string message = describe(script, step) + " failed with exit code " + std::to_string(code);
-    message += tail.empty() ? " and printed nothing" : "; its last lines:\n" + tail;
-    if (step.kind == StepKind::stage && step.stage_number > 1)
-      message += "the stages before it stay cached; fix it and run again";
-    else
-      message += "fix it and run again";
     if (!kept.empty()) message += "; the build container " + kept.substr(0, 12) + " is kept for inspection";
     throw StepFailed(message, code, kept);
   };
@@ -423,20 +433,16 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       if (options.check_container) options.check_container(container.id());
       container.shell = detect_shell(client, container.id(), image, plan.base_image, observer);
     }
-    for (auto e : everytime_since_stage) {
-      const Step& every = *plan.steps[e].step;
-      observer.step_started(every, StepStatus::ran);
-      auto start = std::chrono::steady_clock::now();
-      std::string tail;
-      int code = run_step(client, container.id(), script, every, container.shell, options.env, observer, &tail);
-      result.steps[e].seconds = seconds_since(start);
-      if (code != 0) {
-        result.steps[e].status = StepStatus::failed;
-        observer.step_finished(every, StepStatus::failed, result.steps[e].seconds);
-        fail(every, code, tail);
+    std::vector<const Step*> every;
+    for (auto e : everytime_since_stage) every.push_back(plan.steps[e].step);
+    try {
+      auto ran = run_everytime_steps(client, container.id(), script, every, container.shell, options.env, observer);
+      for (std::size_t k = 0; k < ran.size(); ++k) {
+        result.steps[everytime_since_stage[k]].status = ran[k].status;
+        result.steps[everytime_since_stage[k]].seconds = ran[k].seconds;
       }
-      result.steps[e].status = StepStatus::ran;
-      observer.step_finished(every, StepStatus::ran, result.steps[e].seconds);
+    } catch (const StepFailed& failed) {
+      keep_or_throw(failed.what(), failed.exit_code());
     }
     everytime_since_stage.clear();
 
@@ -448,7 +454,11 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       result.steps[i].status = StepStatus::failed;
       result.steps[i].seconds = seconds_since(start);
       observer.step_finished(step, StepStatus::failed, result.steps[i].seconds);
-      fail(step, code, tail);
+      keep_or_throw(describe(script, step) + " failed with exit code " + std::to_string(code) +
+                        (tail.empty() ? " and printed nothing" : "; its last lines:\n" + tail) +
+                        (step.stage_number > 1 ? "the stages before it stay cached; fix it and run again"
+                                               : "fix it and run again"),
+                    code);
     }
     auto base = client.inspect_image(plan.base_image_id);
     docker::CommitSpec commit;

@@ -149,6 +149,19 @@ int run_step(docker::Client& client, const std::string& container, const SetupSc
              Shell shell, const std::vector<std::string>& env, StepObserver& observer, std::string* tail = nullptr,
              const Supervision* supervision = nullptr);
 
+// Runs everytime steps, in order, in a running container: the one loop for
+// the build container (stages) and the commit's container (a run). Each is
+// announced to `observer`, run as root and reported with its status and
+// seconds; returns their results. The first that exits non-zero ends it:
+// throws StepFailed saying which step, its last lines and what to do
+// (`hint` is added). With a supervision token that is cancelled, throws
+// docker::Cancelled.
+std::vector<StepResult> run_everytime_steps(docker::Client& client, const std::string& container,
+                                            const SetupScript& script, const std::vector<const Step*>& steps,
+                                            Shell shell, const std::vector<std::string>& env,
+                                            StepObserver& observer, const Supervision* supervision = nullptr,
+                                            const std::string& hint = "");
+
 // Removes build containers on this host whose creating process is gone.
 void reap_build_containers(docker::Client& client);
 

@@ -16,8 +16,8 @@
 
 #include "docker/cancellation.h"
 #include "runner/container_mapping.h"
-#include "runner/exec_watch.h"
-#include "runner/run_command.h"
+#include "runner/exec_notes.h"
+#include "runner/cli/run_command.h"
 #include "runner/supervisor.h"
 #include "stages/stage_key.h"
 #include "support/computation.h"

@@ -10,7 +10,8 @@
 #include <set>
 #include <sstream>
 
-#include "runner/cli.h"
+#include "runner/cli/cli.h"
+#include "runner/call.h"
 #include "runner/report.h"
 
 using ce::runner::Command;
@@ -95,14 +96,14 @@ TEST_CASE("every option that --help lists is in docs/cli.md", "[cli][docs]") {
 }
 
 TEST_CASE("every field the report writes is in docs/cli.md's schema", "[cli][docs]") {
-  ce::runner::Report report;
-  report.steps.push_back({1, "stage", 1, 2, "k", "built", 1.0});
-  report.inputs.push_back({"in", "/g/tinputs/ab/cdef", "abcdef"});
-  report.outputs.push_back({"out", "/g/c_x/y/00/z", "computed"});
-  report.exit_code = 0;
-  for (const char* p : ce::runner::phase::all) report.phases.emplace_back(p, 0.5);
+  ce::runner::CallResult result;
+  result.outcome = ce::runner::Outcome::computed;
+  result.facts.steps.push_back({1, "stage", 1, 2, 1, "docker-setup.sh:1-2", "k", "built", 1.0});
+  result.facts.inputs.push_back({"in", "/g/tinputs/ab/cdef", "abcdef"});
+  result.outputs.push_back({"out", "/g/c_x/y/00/z", ce::runner::OutputStatus::computed});
+  for (const char* p : ce::runner::phase::all) result.facts.phases.emplace_back(p, 0.5);
   std::set<std::string> keys;
-  collect_keys(Poco::JSON::Parser().parse(report.to_json()), keys);
+  collect_keys(Poco::JSON::Parser().parse(ce::runner::report_json(result, 0)), keys);
   REQUIRE(keys.size() >= 30);
   std::string docs = docs_cli();
   auto begin = docs.find("## The report");

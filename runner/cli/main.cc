@@ -1,3 +1,3 @@
-#include "runner/cli.h"
+#include "runner/cli/cli.h"
 
 int main(int argc, char** argv) { return ce::runner::main(argc, argv); }

@@ -1,4 +1,4 @@
-#include "runner/cli.h"
+#include "runner/cli/cli.h"
 
 #include <algorithm>
 #include <boost/filesystem.hpp>
@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include "runner/run_command.h"
+#include "runner/cli/run_command.h"
 #include "runner/subcommands.h"
 
 namespace ce::runner {

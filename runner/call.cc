@@ -1,0 +1,847 @@
+// How a call goes (call.h):
+//  1. prepare: COMPDIR, docker.conf and docker-setup.sh; the commit and
+//     COMPDIR's tree through libgit2 (a dirty tree is refused unless the
+//     request allows it); the GFS call and its inputs;
+//  2. find_done: the call's record in the GFS;
+//  3. plan the setup stages (stages/stage_engine.h);
+//  4. run: apply the stages; under the computation's lock find the commit's
+//     container in the docker-container file (or, when that file is
+//     damaged, by labels), reuse it if it was made from the current final
+//     stage (starting it if stopped), else make a new one; record it; run
+//     the everytime steps;
+//  5. release the lock and run the command as the configured user, so runs
+//     of the same commit proceed concurrently; identical calls take the
+//     call's lock, so they compute once; file the outputs.
+#include "runner/call.h"
+
+#include <boost/filesystem.hpp>
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+#include "runner/compdir.h"
+#include "runner/container_mapping.h"
+#include "runner/docker_conf.h"
+#include "runner/exec_notes.h"
+#include "runner/gfs.h"
+#include "runner/git_identity.h"
+#include "runner/supervisor.h"
+#include "stages/file_lock.h"
+#include "stages/host_files.h"
+#include "stages/lint.h"
+
+namespace ce::runner {
+
+namespace fs = boost::filesystem;
+
+const char* to_string(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::cached: return "cached";
+    case Outcome::computed: return "computed";
+    case Outcome::command_failed: return "command_failed";
+    case Outcome::timed_out: return "timed_out";
+    case Outcome::cancelled: return "cancelled";
+    case Outcome::engine_lost: return "engine_lost";
+    case Outcome::gfs_full: return "gfs_full";
+    case Outcome::setup_failed: return "setup_failed";
+    case Outcome::no_exec: return "no_exec";
+    case Outcome::not_executable: return "not_executable";
+    case Outcome::planned: return "planned";
+    case Outcome::verified: return "verified";
+    case Outcome::corrupt: return "corrupt";
+    case Outcome::failed: return "failed";
+  }
+  return "failed";
+}
+
+const char* to_string(OutputStatus status) {
+  switch (status) {
+    case OutputStatus::cached: return "cached";
+    case OutputStatus::computed: return "computed";
+    case OutputStatus::missing: return "missing";
+    case OutputStatus::verified: return "verified";
+  }
+  return "missing";
+}
+
+std::vector<stages::Diagnostic> all_warnings(const stages::SetupScript& script, const DockerConf& conf) {
+  auto warnings = script.warnings;
+  auto lints = stages::lint(script);
+  warnings.insert(warnings.end(), lints.begin(), lints.end());
+  if (conf.network == "none") {
+    // Everytime steps run in the computation's container, which has no network.
+    static const char* const networked[] = {"git fetch", "git clone", "git pull", "apt-get", "apt ", "curl ",
+                                            "wget ",     "pip install", "npm install"};
+    for (const auto& step : script.steps) {
+      if (step.kind != stages::StepKind::everytime) continue;
+      for (const char* n : networked) {
+        if (step.text.find(n) == std::string::npos) continue;
+        warnings.push_back({step.first_line, step.first_column,
+                            std::string("this everytime step looks as if it needs the network (") + n +
+                                "), but the computation's container has none (docker.conf network = \"none\"); "
+                                "move it into a stage, or set network = \"bridge\" in docker.conf"});
+        break;
+      }
+    }
+  }
+  std::stable_sort(warnings.begin(), warnings.end(),
+                   [](const auto& a, const auto& b) { return a.line < b.line; });
+  return warnings;
+}
+
+namespace {
+
+// A failure that ends the call with its own outcome (others end as failed).
+struct Stop : std::runtime_error {
+  Stop(Outcome outcome, const std::string& message, int code = 0)
+      : std::runtime_error(message), outcome(outcome), code(code) {}
+  Outcome outcome;
+  int code;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The user the command runs as: docker.conf's, else the invoker (through
+// sudo: SUDO_UID/SUDO_GID), so that what it writes belongs to them.
+std::string command_user(const DockerConf& conf, const Invoker& invoker) {
+  if (!conf.user.empty()) return conf.user;
+  return std::to_string(invoker.uid) + ":" + std::to_string(invoker.gid);
+}
+
+// docker-container and its temporary files must never show in `git status`.
+// The repository is the user's: written with their rights.
+void exclude_from_git_as_user(const GitIdentity& id) {
+  fs::path git = fs::path(id.workdir) / ".git";
+  fs::path info;
+  if (fs::is_directory(git)) {
+    info = git / "info";
+  } else if (fs::is_regular_file(git)) {
+    // a submodule or linked worktree: ".git" names the real directory
+    std::ifstream in(git.string());
+    std::string line;
+    std::getline(in, line);
+    if (line.rfind("gitdir: ", 0) != 0) return;
+    fs::path dir = line.substr(8);
+    if (dir.is_relative()) dir = fs::path(id.workdir) / dir;
+    if (fs::is_regular_file(dir / "commondir")) {
+      std::ifstream common((dir / "commondir").string());
+      std::string c;
+      std::getline(common, c);
+      dir = fs::path(c).is_relative() ? dir / c : fs::path(c);
+    }
+    info = dir / "info";
+  } else {
+    return;
+  }
+  fs::path exclude = info / "exclude";
+  std::string text;
+  if (std::ifstream in(exclude.string()); in) {
+    std::ostringstream all;
+    all << in.rdbuf();
+    text = all.str();
+  }
+  if (text.find("\n/**/docker-container*\n") != std::string::npos || text.rfind("/**/docker-container*\n", 0) == 0)
+    return;
+  boost::system::error_code ec;
+  fs::create_directories(info, ec);
+  std::ofstream out(exclude.string(), std::ios::app);
+  if (!text.empty() && text.back() != '\n') out << "\n";
+  out << "# ce-run's mapping of commits to containers\n/**/docker-container*\n";
+}
+
+void exclude_from_git(const GitIdentity& id, const Invoker& invoker) {
+  as_invoker(invoker, [&] {
+    exclude_from_git_as_user(id);
+    return -1;
+  });
+}
+
+// Everything the container is made with: a container made otherwise is
+// replaced.
+// (The image is not part of it: the stage key label says which stages the
+// container holds, and a container continued from a snapshot has another.)
+std::string settings_digest(const docker::ContainerSpec& spec, const SupervisorBinary& supervisor) {
+  std::string text = supervisor.identity + "\n" + spec.network_mode + "\n" + std::to_string(spec.nano_cpus) + "\n" +
+                     std::to_string(spec.memory_bytes) + "\n" + std::to_string(spec.pids_limit) + "\n";
+  for (const auto& e : spec.env) text += e + "\n";
+  for (const auto& b : spec.binds)
+    text += b.host_path + ":" + b.container_path + (b.access == docker::Access::read_only ? ":ro" : ":rw") + "\n";
+  return stages::sha256_hex(text).substr(0, 16);
+}
+
+// The machine's lock directory, root's alone.
+stages::Fd private_lock_dir(const std::string& path) {
+  fs::create_directories(path);
+  stages::Fd fd = stages::open_directory(path, ::geteuid());
+  ::fchmod(fd.get(), 0700);
+  return fd;
+}
+
+// Stops the command once it has run `seconds` (docker.conf's timeout; 0:
+// never) by cancelling the call's token.
+class CommandTimer {
+ public:
+  CommandTimer(long seconds, docker::Cancellation& cancel) : seconds_(seconds), cancel_(cancel) {}
+  ~CommandTimer() { disarm(); }
+  void arm() {
+    if (seconds_ <= 0 || thread_.joinable()) return;
+    thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (changed_.wait_for(lock, std::chrono::seconds(seconds_), [this] { return disarmed_; })) return;
+      fired_ = true;
+      lock.unlock();
+      cancel_.cancel();
+    });
+  }
+  // The command has ended: no timeout from now on (one that came first stands).
+  void disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      disarmed_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool fired() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return fired_;
+  }
+
+ private:
+  long seconds_;
+  docker::Cancellation& cancel_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool disarmed_ = false, fired_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+struct CallPipeline::State : stages::StepObserver {
+  CallRequest request;
+  CallEvents& events;
+  CallResult result;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point phase_start = started;
+
+  Computation c;
+  std::optional<CallContract> contract;
+  std::string no_command;  // why there is no command to run
+  Outcome no_command_outcome = Outcome::no_exec;
+  GitIdentity identity;
+  std::string mapping_key;
+  std::unique_ptr<Gfs> store;
+  std::unique_ptr<Call> call;
+  docker::ImageInfo base;
+  stages::StagePlan plan;
+  stages::FileLock* noted_lock = nullptr;  // gets a note naming each step's exec
+  std::string noted_container;
+
+  State(CallRequest r, CallEvents& e) : request(std::move(r)), events(e) {}
+
+  void end_phase(const char* phase) {
+    auto now = std::chrono::steady_clock::now();
+    double seconds = std::chrono::duration<double>(now - phase_start).count();
+    result.facts.phases.emplace_back(phase, seconds);
+    phase_start = now;
+    events.phase_ended(phase, seconds);
+  }
+
+  void outputs(OutputStatus status) {
+    result.outputs.clear();
+    for (std::size_t k = 0; call && k < contract->outputs.size(); ++k)
+      result.outputs.push_back({contract->outputs[k], call->output_path(k), status});
+  }
+
+  void finish(Outcome outcome, std::string message = {}, int code = 0) {
+    result.outcome = outcome;
+    result.message = std::move(message);
+    result.exit_code = code;
+    result.facts.seconds = seconds_since(started);
+  }
+
+  // Runs a step; an exception ends the call with its outcome.
+  template <class F>
+  bool guarded(F step) {
+    try {
+      return step();
+    } catch (const Stop& s) {
+      finish(s.outcome, s.what(), s.code);
+    } catch (const stages::StepFailed& f) {
+      finish(Outcome::setup_failed, f.what(), f.exit_code());
+    } catch (const std::exception& e) {
+      finish(Outcome::failed, e.what());
+    }
+    return false;
+  }
+
+  // StepObserver: the report's step statuses, then the caller's events.
+  void step_started(const stages::Step& step, stages::StepStatus status) override {
+    events.step_started(step, status);
+  }
+  void step_output(const stages::Step& step, docker::StreamKind stream, std::string_view bytes) override {
+    events.step_output(step, stream, bytes);
+  }
+  void step_finished(const stages::Step& step, stages::StepStatus status, double seconds) override {
+    for (auto& s : result.facts.steps) {
+      if (s.index != step.index) continue;
+      s.status = stages::to_string(status);
+      s.seconds = seconds;
+    }
+    events.step_finished(step, status, seconds);
+  }
+  void warning(const std::string& message) override { events.warning(message); }
+  void exec_created(const std::string& exec_id) override {
+    if (noted_lock) noted_lock->set_note(exec_note(noted_container, exec_id));
+    events.exec_created(exec_id);
+  }
+
+  bool prepare();
+  bool find_done();
+  bool plan_stages(docker::Client& client);
+  bool run(docker::Client& client, const docker::OutputSink& sink, docker::Cancellation& cancel);
+  bool verify();
+
+  std::string ancestor_snapshot(docker::Client& client, const ContainerMapping& mapping,
+                                const std::string& stage_key);
+  std::string commit_container(docker::Client& client, docker::ContainerSpec spec,
+                               const SupervisorBinary& supervisor, bool& created);
+  std::unique_ptr<stages::FileLock> take_lock(int dir, const std::string& name, const std::string& shown,
+                                              const char* holder, Level level, docker::Cancellation& cancel);
+  std::string kept_message(const std::string& why, const StagedCall& staged) const;
+};
+
+bool CallPipeline::State::prepare() {
+  const CallRequest& r = request;
+  c = load_computation(r.compdir, r.invoker);
+  auto& facts = result.facts;
+  facts.name = c.comp.name;
+  facts.dir = c.comp.dir;
+  facts.base_image = c.comp.conf.image;
+
+  // A CompEval computation (it has an `outputs` file) run without a command
+  // is a call whose results live in the GFS.
+  if (r.command.empty()) contract = read_contract(c.comp.fd->get(), c.comp.dir, r.compdir);
+
+  auto shown = [&](const std::string& file) { return (fs::path(r.compdir) / file).lexically_normal().string(); };
+  result.argv = r.command;
+  // Without a command to run, a dry run still shows the plan, then says so.
+  if (result.argv.empty()) {
+    fs::path exec = contract ? fs::path(contract->exec) : fs::path(c.comp.dir) / "exec";
+    std::string file = exec.filename().string();
+    std::string kind = c.comp.kind(file);
+    if (kind.empty()) {
+      no_command = shown("exec") + ": no exec file; add one, or give a command after --";
+      no_command_outcome = Outcome::no_exec;
+    } else if (kind == "link") {
+      no_command = shown(file) +
+                   " is a symbolic link; ce-run runs only a regular file of the repository as exec: commit the "
+                   "program itself, or a script that calls it";
+      no_command_outcome = Outcome::not_executable;
+    } else if (kind != "executable") {
+      no_command = shown(file) + ": not executable; chmod +x it";
+      no_command_outcome = Outcome::not_executable;
+    } else {
+      result.argv.push_back(exec.string());
+      if (!contract) result.argv.insert(result.argv.end(), r.inputs.begin(), r.inputs.end());
+    }
+  }
+  if (!no_command.empty() && r.mode != CallMode::dry_run) throw Stop(no_command_outcome, no_command);
+
+  end_phase(phase::load);
+  identity = identify(c.comp.dir);
+  end_phase(phase::identity);
+  if (!identity.dirty_files.empty() && r.dirty == DirtyPolicy::refuse) {
+    std::string files;
+    for (std::size_t i = 0; i < identity.dirty_files.size() && i < 20; ++i) files += "\n  " + identity.dirty_files[i];
+    if (identity.dirty_files.size() > 20)
+      files += "\n  ... and " + std::to_string(identity.dirty_files.size() - 20) + " more";
+    throw std::runtime_error(r.compdir + " has uncommitted changes:" + files +
+                             "\ncommit them, or run with --allow-dirty (results are then marked dirty)");
+  }
+  mapping_key = runner::mapping_key(identity);
+  facts.commit = identity.commit;
+  facts.tree = identity.content_tree;
+  facts.id = computation_id(identity);
+  facts.dirty = !identity.dirty_files.empty();
+  store = std::make_unique<Gfs>(r.host.gfs);
+  store->check_allowed(r.invoker, r.host.default_gfs, c.comp.host.gfs);
+  if (contract) {
+    call = std::make_unique<Call>(*store, c.comp.name, facts.id, *contract, r.inputs, r.invoker);
+    for (const auto& f : call->inputs()) facts.inputs.push_back({f.name, f.path, f.sha1});
+  }
+  return true;
+}
+
+bool CallPipeline::State::find_done() {
+  if (!call) return true;
+  bool done = call->done().has_value();
+  end_phase(phase::inputs);
+  if (done) {
+    // The no-change path: no engine, no container.
+    outputs(OutputStatus::cached);
+    finish(Outcome::cached);
+    return false;
+  }
+  if (request.mode == CallMode::dry_run) {
+    outputs(OutputStatus::missing);
+    if (no_command.empty())
+      finish(Outcome::planned);
+    else
+      finish(no_command_outcome, no_command);
+    return false;
+  }
+  return true;
+}
+
+bool CallPipeline::State::verify() {
+  if (!call) throw std::runtime_error(request.compdir + " is not a CompEval computation (it has no outputs file): "
+                                      "there is no result to verify");
+  result.problems = call->verify();
+  if (result.problems.empty()) {
+    outputs(OutputStatus::verified);
+    finish(Outcome::verified);
+    return false;
+  }
+  // A corrupt result must not count as done: withdraw its record.
+  std::string message = "the call's outputs differ from its record";
+  if (auto aside = call->withdraw_record(); !aside.empty())
+    message += "; the record is withdrawn to " + aside + ", so the next call computes it again";
+  finish(Outcome::corrupt, message, 1);
+  return false;
+}
+
+bool CallPipeline::State::plan_stages(docker::Client& client) {
+  events.diagnostics(c.script, all_warnings(c.script, c.comp.conf));
+  auto engine = client.check_engine();
+  events.note(Level::debug, "engine " + engine.version + " (API " + engine.api_version + ") at " +
+                                client.address().uri());
+  const std::string& image = c.comp.conf.image;
+  if (!client.find_image(image)) {
+    events.note(Level::info, "image " + image + " is not here; pulling it");
+    client.pull_image(image, [this](const docker::PullProgress& p) {
+      if (p.progress.empty()) events.note(Level::debug, "pull: " + p.id + " " + p.status);
+    });
+  }
+  base = client.inspect_image(image);
+  plan = stages::plan_stages(client, c.script, image, {base.id, identity.content_tree});
+  auto& facts = result.facts;
+  facts.base_image_id = base.id;
+  facts.final_key = plan.final_key.empty() ? base.id : plan.final_key;
+  for (const auto& p : plan.steps) {
+    bool stage = p.step->kind == stages::StepKind::stage;
+    facts.steps.push_back({p.step->index, stage ? "stage" : "everytime", p.step->first_line, p.step->last_line,
+                           p.step->stage_number, c.script.lines_of(*p.step), p.key, p.cached ? "cached" : "planned",
+                           0});
+  }
+  if (request.mode != CallMode::dry_run) return true;
+  end_phase(phase::setup);
+  auto mapping = read_mapping(c.comp).mapping;
+  const MappingEntry* entry = mapping.find(mapping_key);
+  result.plan_container = entry && client.find_container(entry->container)
+                              ? "would reuse " + entry->container.substr(0, 12) + " if made from these stages"
+                              : "would make one for commit " + identity.commit.substr(0, 12);
+  if (no_command.empty())
+    finish(Outcome::planned);
+  else
+    finish(no_command_outcome, no_command);
+  return false;
+}
+
+// With a start from an ancestor: a snapshot of the newest ancestor commit's
+// container made from the same stages, to start the new commit's container
+// from.
+std::string CallPipeline::State::ancestor_snapshot(docker::Client& client, const ContainerMapping& mapping,
+                                                   const std::string& stage_key) {
+  if (!identity.dirty_files.empty()) return {};
+  for (const auto& e : mapping.entries) {
+    if (e.commit.size() != 40 || e.commit == identity.commit || e.stage_key != stage_key) continue;
+    if (!is_ancestor(c.comp.dir, e.commit, identity.commit)) continue;
+    auto info = client.find_container(e.container);
+    // Only this computation's own container of that commit: the file is the
+    // user's, and a container of somebody else's must not be copied.
+    if (!info || !is_run_container_of(info->labels, c.comp.dir, e.commit) ||
+        info->labels[label::stage_key] != stage_key)
+      continue;
+    docker::CommitSpec commit;
+    commit.container = info->id;
+    commit.repo = stages::stage_repository(c.comp.name);
+    commit.tag = "snapshot-" + e.commit.substr(0, 12);
+    commit.comment = "ce-run: snapshot of the container of commit " + e.commit;
+    commit.labels = {{stages::label::role, "snapshot"}, {label::snapshot_of, e.commit},
+                     {stages::label::computation, c.comp.name}, {stages::label::key, ""}};
+    auto image = client.commit(commit);
+    events.note(Level::info,
+                "continuing from a snapshot of the container of ancestor commit " + e.commit.substr(0, 12));
+    return image;
+  }
+  return {};
+}
+
+// Finds or makes the commit's container, records it, makes sure it runs.
+std::string CallPipeline::State::commit_container(docker::Client& client, docker::ContainerSpec spec,
+                                                  const SupervisorBinary& supervisor, bool& created) {
+  created = false;
+  const std::string& dir = c.comp.dir;
+  std::string short_commit = identity.commit.substr(0, 12);
+  auto read = read_mapping(c.comp);
+  ContainerMapping mapping = read.mapping;
+  std::string path = c.comp.shown_file("docker-container");
+  if (!read.problem.empty()) {
+    events.note(Level::warning, path + ": " + read.problem + "; rebuilding it from the containers' labels");
+    mapping = {};
+    auto found = client.list_containers(run_container_filter(dir));
+    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.created < b.created; });
+    for (const auto& f : found) {
+      auto at = [&](const char* k) {
+        auto it = f.labels.find(k);
+        return it == f.labels.end() ? std::string("-") : it->second;
+      };
+      mapping.put({at(label::commit), at(label::tree), f.id, at(label::stage_key), at(label::created)});
+    }
+  }
+  std::string settings = settings_digest(spec, supervisor);
+  std::string container;
+  if (const MappingEntry* entry = mapping.find(mapping_key)) {
+    auto info = client.find_container(entry->container);
+    std::string short_id = entry->container.substr(0, 12);
+    if (info && !is_run_container_of(info->labels, dir, mapping_key)) {
+      // The file is the user's to write: what it names is not trusted.
+      events.note(Level::warning, path + " names the container " + short_id +
+                                      ", which is not this computation's container of commit " + short_commit +
+                                      "; leaving it alone and making one");
+      info.reset();
+    } else if (!info) {
+      events.note(Level::info,
+                  "the container " + short_id + " of commit " + short_commit + " is gone; making a new one");
+    }
+    if (!info) {
+    } else if (info->labels[label::stage_key] != spec.labels[label::stage_key] ||
+               info->labels[label::settings] != settings) {
+      events.note(Level::info, "the container " + short_id + " of commit " + short_commit +
+                                   " was made from other stages or settings; replacing it");
+      client.remove_container(info->id, docker::Force::yes);
+    } else {
+      container = info->id;
+      if (!info->state.running) {
+        events.note(Level::info,
+                    "starting the stopped container " + container.substr(0, 12) + " of commit " + short_commit);
+        client.start_container(container);
+      } else {
+        events.note(Level::debug, "reusing container " + container.substr(0, 12));
+      }
+    }
+  }
+  if (container.empty()) {
+    if (request.start == StartPolicy::from_ancestor) {
+      auto snapshot = ancestor_snapshot(client, mapping, spec.labels[label::stage_key]);
+      if (!snapshot.empty()) spec.image = snapshot;  // its label names the ancestor commit
+    }
+    spec.labels[label::settings] = settings;
+    spec.labels[label::created] = stages::utc_now();
+    container = client.create_container(spec);
+    try {
+      client.start_container(container);
+    } catch (...) {
+      client.remove_container(container, docker::Force::yes);
+      throw;
+    }
+    events.note(Level::info, "made container " + container.substr(0, 12) + " for commit " + short_commit);
+    created = true;
+  }
+  check_mounts(client, container, {{store->path(), store->fd()}, {dir, c.comp.fd->get()}});
+  mapping.put({mapping_key, identity.content_tree, container, spec.labels[label::stage_key], stages::utc_now()});
+  write_mapping(c.comp, mapping, request.invoker);
+  return container;
+}
+
+// Takes a lock, waiting (until cancelled: then null) while another call
+// holds it.
+std::unique_ptr<stages::FileLock> CallPipeline::State::take_lock(int dir, const std::string& name,
+                                                                 const std::string& shown, const char* holder,
+                                                                 Level level, docker::Cancellation& cancel) {
+  try {
+    auto free = std::make_unique<stages::FileLock>(dir, name, shown, stages::Wait::no);
+    if (free->held()) return free;
+    events.note(level, std::string("waiting for ") + holder + " to finish");
+    return std::make_unique<stages::FileLock>(dir, name, shown, stages::Wait::yes, &cancel);
+  } catch (const docker::Cancelled&) {
+    return nullptr;
+  }
+}
+
+std::string CallPipeline::State::kept_message(const std::string& why, const StagedCall& staged) const {
+  return why + "; nothing was filed in the GFS; the outputs so far are kept for inspection in the container at " +
+         staged.container_path() + " (ce-run shell " + request.compdir + " shows them; ce-run gc removes them)";
+}
+
+bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& sink,
+                              docker::Cancellation& caller_cancel) {
+  // The call's own token: the caller's, and the command's timeout.
+  docker::Cancellation cancel;
+  auto linked = caller_cancel.on_cancel([&cancel] { cancel.cancel(); });
+  const DockerConf& conf = c.comp.conf;
+  const std::string& dir = c.comp.dir;
+  const HostSettings& host = request.host;
+  const std::string& gfs = store->path();
+  auto cancelled = [&] {
+    finish(Outcome::cancelled, call ? "the call was cancelled; nothing was filed in the GFS" : "the call was cancelled");
+    if (call) outputs(OutputStatus::missing);
+    return false;
+  };
+
+  std::vector<std::string> env = {"COMPDIR=" + dir, "GFSDIR=" + gfs, "CE_COMMIT=" + identity.commit};
+  stages::ApplyOptions options;
+  options.computation = c.comp.name;
+  options.compdir = dir;
+  options.env = env;
+  options.lock_dir = host.lock_dir;
+  options.keep = request.keep_build_container ? stages::KeepBuildContainer::on_failure : stages::KeepBuildContainer::no;
+  options.memory_bytes = conf.memory_bytes;
+  options.pids = conf.pids;
+  options.check_container = [&](const std::string& id) { check_mounts(client, id, {{dir, c.comp.fd->get()}}); };
+  stages::Fd locks = private_lock_dir(host.lock_dir);
+  auto applied = stages::apply_stages(client, c.script, plan, options, *this);
+  std::string final_key = applied.final_key.empty() ? base.id : applied.final_key;
+  end_phase(phase::setup);
+  if (cancel.cancelled()) return cancelled();
+
+  for (const auto& [k, v] : conf.env) env.push_back(k + "=" + v);
+  auto supervisor = supervisor_on_host();
+  docker::ContainerSpec spec;
+  spec.image = applied.image_id;
+  spec.entrypoint = {"sleep"};
+  spec.cmd = {"2147483647"};
+  spec.init = true;
+  spec.env = env;
+  // The GFS is read-only in the container: only ce-run writes there. A
+  // command writes its outputs into the container's staging directory,
+  // which only root on the host can reach (gfs.h, docs/security.md).
+  std::string staging = staging_key(dir, mapping_key);
+  spec.binds = {{gfs, gfs, docker::Access::read_only},
+                {dir, dir, docker::Access::read_only},
+                {container_staging_dir(host.staging_root, staging), staging_in_container, docker::Access::read_write},
+                {supervisor.path, supervisor_in_container, docker::Access::read_only}};
+  spec.network_mode = conf.network;
+  spec.nano_cpus = conf.nano_cpus;
+  spec.memory_bytes = conf.memory_bytes;
+  spec.pids_limit = conf.pids;
+  spec.labels = run_container_labels(c.comp.name, dir, mapping_key, identity.content_tree, final_key, staging);
+
+  stages::Supervision supervision{supervisor_in_container, &cancel};
+  std::string container;
+  {
+    // Setup of the commit's container and its everytime steps: one at a time.
+    std::string lock_name = "compdir-" + stages::sha256_hex(dir).substr(0, 24) + ".lock";
+    auto lock = take_lock(locks.get(), lock_name, host.lock_dir + "/" + lock_name,
+                          "another ce-run setting up this computation's container", Level::debug, cancel);
+    if (!lock) return cancelled();
+    exclude_from_git(identity, request.invoker);
+    container = commit_container(client, spec, supervisor, result.facts.container_created);
+    result.facts.container_id = container;
+    end_phase(phase::container);
+    std::vector<const stages::Step*> everytime;
+    for (const auto& s : c.script.steps)
+      if (s.kind == stages::StepKind::everytime) everytime.push_back(&s);
+    if (!everytime.empty()) {
+      // A ce-run killed during its everytime steps: its supervisor is
+      // stopping the step it left; run them again once it has.
+      if (await_leftover_exec(client, lock->previous_note(), container))
+        events.note(Level::warning, "waited for an everytime step of an interrupted ce-run to stop in the container " +
+                                        container.substr(0, 12));
+      auto shell = stages::detect_shell(client, container, applied.image_id, conf.image, *this);
+      noted_lock = lock.get();
+      noted_container = container;
+      try {
+        stages::run_everytime_steps(client, container, c.script, everytime, shell, env, *this, &supervision,
+                                    conf.network == "none"
+                                        ? "\nthe computation's container has no network (docker.conf network = "
+                                          "\"none\"); if the step needs it, move it into a stage or set network = "
+                                          "\"bridge\""
+                                        : "");
+      } catch (const docker::Cancelled&) {
+        noted_lock = nullptr;
+        return cancelled();
+      } catch (...) {
+        noted_lock = nullptr;
+        throw;
+      }
+      noted_lock = nullptr;
+      end_phase(phase::everytime);
+    }
+  }
+  if (cancel.cancelled()) return cancelled();
+
+  // The command: concurrent with other runs of the same commit; identical
+  // calls (same computation ID and inputs) one at a time, so they compute once.
+  std::unique_ptr<stages::FileLock> call_lock;
+  std::optional<StagedCall> staged;
+  std::vector<std::string> argv = result.argv;
+  std::string user = command_user(conf, request.invoker);
+  auto start_time = stages::utc_now();
+  auto started = std::chrono::steady_clock::now();
+  if (call) {
+    stages::Fd call_locks = call->lock_dir();
+    call_lock = take_lock(call_locks.get(), call->inputs_key(), call->lock_path(),
+                          "another ce-run computing the same call", Level::info, cancel);
+    if (!call_lock) return cancelled();
+    if (call->done()) {  // another ce-run computed it while we waited
+      outputs(OutputStatus::cached);
+      finish(Outcome::cached);
+      return false;
+    }
+    // A ce-run of this call killed during its command: its supervisor is
+    // stopping the command, which must not go on writing beside ours.
+    if (await_leftover_exec(client, call_lock->previous_note(), container))
+      events.note(Level::warning, "waited for the command of an interrupted ce-run of this call to stop");
+    call->store_inputs();
+    staged.emplace(host.staging_root, staging, call->staging_name(), user);
+    for (const auto& f : call->inputs()) argv.push_back(f.stored);
+    for (std::size_t k = 0; k < contract->outputs.size(); ++k)
+      argv.push_back(staged->container_path() + "/" + output_number(k));
+  }
+  docker::ExecSpec exec;
+  exec.cmd = argv;
+  exec.env = env;
+  exec.working_dir = conf.workdir.empty() ? dir : conf.workdir;
+  exec.user = user;
+  CommandTimer timer(conf.timeout_seconds, cancel);
+  int code = 0;
+  try {
+    code = client.run_supervised_exec(
+        container, exec, supervisor_in_container, sink,
+        [&](const std::string& id) {
+          if (call_lock) call_lock->set_note(exec_note(container, id));
+          timer.arm();
+        },
+        &cancel);
+  } catch (const docker::EngineError& e) {
+    // The engine died under the command (or was restarted, and has
+    // forgotten the exec): its result is unknown.
+    if (e.kind() != docker::ErrorKind::unreachable && e.kind() != docker::ErrorKind::no_such_exec &&
+        e.kind() != docker::ErrorKind::no_such_container)
+      throw;
+    if (call) outputs(OutputStatus::missing);
+    throw Stop(Outcome::engine_lost, "the Docker engine at " + client.address().uri() +
+                                         " went away while the command ran, so its result is unknown" +
+                                         (call ? "; nothing was filed in the GFS" : "") +
+                                         "; start the engine (scripts/start-docker) and run again");
+  }
+  timer.disarm();
+  end_phase(phase::command);
+  result.exit_code = code;
+  if (timer.fired()) {
+    std::string what = "the command ran longer than docker.conf's timeout (" + std::to_string(conf.timeout_seconds) +
+                       " s) and was stopped";
+    if (call) outputs(OutputStatus::missing);
+    finish(Outcome::timed_out, call ? kept_message(what, *staged) : what, code);
+    return false;
+  }
+  if (cancel.cancelled()) {
+    if (!call) return cancelled();
+    outputs(OutputStatus::missing);
+    finish(Outcome::cancelled, kept_message("the call was cancelled", *staged), code);
+    return false;
+  }
+  if (!call) {
+    finish(code == 0 ? Outcome::computed : Outcome::command_failed, {}, code);
+    return false;
+  }
+  if (full_file_system(staged->host_path())) {
+    // Outputs written to a full file system may be cut short, and keeping
+    // them would keep it full: remove them.
+    try {
+      staged->remove();
+    } catch (const std::exception& e) {
+      events.note(Level::warning, e.what());
+    }
+    outputs(OutputStatus::missing);
+    throw Stop(Outcome::gfs_full,
+               "the file system of the staging area (" + host.staging_root + ") was full when the command ended (" +
+                   argv.front() + " exited with " + std::to_string(code) +
+                   "): its outputs may be cut short, so nothing was filed and they were removed; free space there "
+                   "and run again",
+               code);
+  }
+  if (code != 0) {
+    outputs(OutputStatus::missing);
+    finish(Outcome::command_failed, kept_message(argv.front() + " exited with " + std::to_string(code), *staged),
+           code);
+    return false;
+  }
+  CallRecord record;
+  record.exit_code = code;
+  record.start = start_time;
+  record.end = stages::utc_now();
+  record.seconds = seconds_since(started);
+  record.computation_id = result.facts.id;
+  record.commit = identity.commit;
+  record.tree = identity.content_tree;
+  record.dirty = result.facts.dirty;
+  record.base_image_id = base.id;
+  record.final_key = final_key;
+  record.host = stages::host_name();
+  record.compdir = dir;
+  try {
+    call->promote(*staged, record);
+  } catch (const std::exception& e) {
+    outputs(OutputStatus::missing);
+    finish(Outcome::failed, kept_message(e.what(), *staged));
+    return false;
+  }
+  try {
+    staged->remove();
+  } catch (const std::exception& e) {
+    events.note(Level::warning, std::string(e.what()) + "; ce-run gc removes it");
+  }
+  end_phase(phase::filing);
+  outputs(OutputStatus::computed);
+  finish(Outcome::computed);
+  return false;
+}
+
+CallPipeline::CallPipeline(CallRequest request, CallEvents& events)
+    : state_(std::make_unique<State>(std::move(request), events)) {}
+CallPipeline::~CallPipeline() = default;
+
+bool CallPipeline::prepare() {
+  return state_->guarded([&] { return state_->prepare(); });
+}
+bool CallPipeline::find_done() {
+  return state_->guarded([&] { return state_->find_done(); });
+}
+bool CallPipeline::plan(docker::Client& client) {
+  return state_->guarded([&] { return state_->plan_stages(client); });
+}
+void CallPipeline::run(docker::Client& client, const docker::OutputSink& sink, docker::Cancellation& cancel) {
+  state_->guarded([&] { return state_->run(client, sink, cancel); });
+}
+void CallPipeline::verify() {
+  state_->guarded([&] { return state_->verify(); });
+}
+const CallResult& CallPipeline::result() const { return state_->result; }
+const stages::SetupScript& CallPipeline::script() const { return state_->c.script; }
+
+CallResult run_call(const CallRequest& request, docker::Client& client, CallEvents& events,
+                    const docker::OutputSink& sink, docker::Cancellation& cancel) {
+  CallPipeline pipeline(request, events);
+  if (pipeline.prepare()) {
+    if (request.mode == CallMode::verify)
+      pipeline.verify();
+    else if (pipeline.find_done() && pipeline.plan(client))
+      pipeline.run(client, sink, cancel);
+  }
+  return pipeline.result();
+}
+
+}  // namespace ce::runner
