@@ -617,7 +617,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   if (cancel.cancelled()) return cancelled();
 
   for (const auto& [k, v] : conf.env) env.push_back(k + "=" + v);
-  auto supervisor = supervisor_on_host();
+  auto supervisor = supervisor_on_host(host.supervisor);
   docker::ContainerSpec spec;
   spec.image = applied.image_id;
   spec.entrypoint = {"sleep"};

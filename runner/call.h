@@ -45,6 +45,7 @@ struct HostSettings {
   std::string default_gfs = runner::default_gfs;  // may always be used (host.conf lists others)
   std::string lock_dir = runner::lock_dir;
   std::string staging_root = runner::staging_root;
+  std::string supervisor;  // ce-run-supervise; empty: beside the running program
 };
 
 enum class DirtyPolicy { refuse, allow };          // uncommitted changes in COMPDIR

@@ -6,7 +6,6 @@
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/repository.h>
-#include <spdlog/spdlog.h>
 #include <memory>
 
 #include "runner/git_index_scan.h"
@@ -86,10 +85,6 @@ std::vector<std::string> dirty_paths(git_repository* repo, const std::string& su
   git_oid subtree;
   git_oid_fromstr(&subtree, head_subtree.c_str());
   IndexScan scan = scan_index(repo, subpath, subtree);
-  spdlog::debug("index scan: {}{}", scan.kind == IndexScan::Kind::clean     ? "clean"
-                                    : scan.kind == IndexScan::Kind::partial ? "partial, "
-                                                                            : "unknown, ",
-                scan.why);
   std::vector<std::string> out;
   if (scan.kind == IndexScan::Kind::clean) return out;
   auto fail = [&]() -> std::vector<std::string> {

@@ -7,11 +7,14 @@
 
 namespace ce::runner {
 
-SupervisorBinary supervisor_on_host() {
-  boost::system::error_code ec;
-  auto self = boost::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::runtime_error("cannot find ce-run's own binary through /proc/self/exe: " + ec.message());
-  auto path = self.parent_path() / "ce-run-supervise";
+SupervisorBinary supervisor_on_host(const std::string& given) {
+  boost::filesystem::path path = given;
+  if (path.empty()) {
+    boost::system::error_code ec;
+    auto self = boost::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) throw std::runtime_error("cannot find ce-run's own binary through /proc/self/exe: " + ec.message());
+    path = self.parent_path() / "ce-run-supervise";
+  }
   struct stat st {};
   if (::access(path.c_str(), X_OK) != 0 || ::stat(path.c_str(), &st) != 0)
     throw std::runtime_error(path.string() + " is missing or not executable: ce-run runs every command under it; "

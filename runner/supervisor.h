@@ -19,7 +19,8 @@ struct SupervisorBinary {
   std::string identity;
 };
 
-// Throws, saying what to do, when the binary is not beside ce-run.
-SupervisorBinary supervisor_on_host();
+// The binary at `path`, or (empty) beside the running program (ce-run).
+// Throws, saying what to do, when it is not there.
+SupervisorBinary supervisor_on_host(const std::string& path = {});
 
 }  // namespace ce::runner

@@ -691,6 +691,7 @@ TEST_CASE("gc removes staging directories of dead calls and, on request, results
   auto new_outputs = g.paths(g.run().out);
   REQUIRE(old_outputs[0] != new_outputs[0]);
   auto results = run_ce({"gc", "-n", "--results", "--gfs", g.gfs.str(), g.c.path()});
+  INFO(results.out << results.err);
   CHECK_THAT(results.out, Catch::Contains("would remove the results of 1 computation IDs"));
   CHECK(boost::filesystem::exists(old_outputs[0]));
   run_ce({"gc", "--results", "--gfs", g.gfs.str(), g.c.path()});

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "runner/cli/run_command.h"
-#include "runner/subcommands.h"
+#include "runner/cli/subcommands.h"
 
 namespace ce::runner {
 

@@ -1,6 +1,6 @@
 // ce-run status | gc | why: what ce-run keeps for a computation, cleaning it
 // up, and what changed since the last run.
-#include "runner/subcommands.h"
+#include "runner/cli/subcommands.h"
 
 #include <algorithm>
 #include <boost/filesystem.hpp>

@@ -22,7 +22,7 @@
 #include "runner/cli/run_command.h"
 #include "runner/docker_conf.h"
 #include "runner/git_identity.h"
-#include "runner/subcommands.h"
+#include "runner/cli/subcommands.h"
 #include "runner/supervisor.h"
 #include "stages/stage_engine.h"
 
