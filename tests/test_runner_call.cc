@@ -30,6 +30,11 @@ struct RecordingEvents : CallEvents {
   std::mutex mutex;
   std::vector<std::string> notes;
   std::vector<std::string> phases;
+  int built = 0;
+  void step_finished(const ce::stages::Step&, ce::stages::StepStatus status, double) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    built += status == ce::stages::StepStatus::built;
+  }
   void note(Level, const std::string& text) override {
     std::lock_guard<std::mutex> lock(mutex);
     notes.push_back(text);
@@ -198,7 +203,8 @@ std::map<std::string, std::string> pair_files() { return {{"inputs", "first\nsec
 
 TEST_CASE("eight calls at once in one process: each distinct call computes once, a cancelled one files nothing",
           "[docker][call]") {
-  ce::test::Computation a("everytime && echo ready > /tmp/ready\n", waiting_exec, pair_files());
+  ce::test::Computation a("next_stage && echo one > /one\neverytime && echo ready > /tmp/ready\n", waiting_exec,
+                          pair_files());
   ce::test::Computation b("", waiting_exec, pair_files());
   TempDir gfs, data;
   auto input = [&](const std::string& name, const std::string& text) {
@@ -279,6 +285,8 @@ TEST_CASE("eight calls at once in one process: each distinct call computes once,
   CHECK(runs_a == std::vector<std::string>{"x x", "x y", "y x"});
   CHECK(runs_b == std::vector<std::string>{"slow y", "x y"});
   CHECK(a.count_lines_in_containers("/tmp/ready") == 1);  // one container per commit, set up once
+  CHECK(events.built == 1);  // five calls of a, its stage built once
+  CHECK(a.images() == 1);
 
   // The cancelled call: cancelled, nothing filed, nothing left running.
   INFO(cancelled.result.message);
