@@ -610,8 +610,14 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   options.memory_bytes = conf.memory_bytes;
   options.pids = conf.pids;
   options.check_container = [&](const std::string& id) { check_mounts(client, id, {{dir, c.comp.fd->get()}}); };
+  options.cancel = &cancel;
   stages::Fd locks = private_lock_dir(host.lock_dir);
-  auto applied = stages::apply_stages(client, c.script, plan, options, *this);
+  stages::ApplyResult applied;
+  try {
+    applied = stages::apply_stages(client, c.script, plan, options, *this);
+  } catch (const docker::Cancelled&) {
+    return cancelled();
+  }
   std::string final_key = applied.final_key.empty() ? base.id : applied.final_key;
   end_phase(phase::setup);
   if (cancel.cancelled()) return cancelled();

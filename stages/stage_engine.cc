@@ -372,6 +372,20 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
   }
 
   reap_build_containers(client);
+  // While a step runs, cancelling kills its build container, which ends the
+  // step; the container is removed on the way out.
+  auto kill_on_cancel = [&](const std::string& id) {
+    std::optional<docker::Cancellation::Registration> registration;
+    if (options.cancel)
+      registration.emplace(options.cancel->on_cancel([&client, id] {
+        try {
+          client.kill_container(id);
+        } catch (const std::exception&) {
+          // Gone already: the step has ended.
+        }
+      }));
+    return registration;
+  };
   // Declared first, so the namespace stays ours until the container is gone.
   std::unique_ptr<BuildNetwork> network;
   BuildContainer container(client);
@@ -394,7 +408,8 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
       everytime_since_stage.push_back(i);
       continue;
     }
-    FileLock lock(options.lock_dir + "/stage-" + planned.key + ".lock");
+    if (options.cancel && options.cancel->cancelled()) throw docker::Cancelled();
+    FileLock lock(options.lock_dir + "/stage-" + planned.key + ".lock", Wait::yes, options.cancel);
     // Built meanwhile by another process? (It tagged the image before it
     // let the lock go.)
     if (auto built = find_tagged_stage(client, planned.key)) {
@@ -436,12 +451,15 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
     std::vector<const Step*> every;
     for (auto e : everytime_since_stage) every.push_back(plan.steps[e].step);
     try {
+      auto stopping = kill_on_cancel(container.id());
       auto ran = run_everytime_steps(client, container.id(), script, every, container.shell, options.env, observer);
+      if (options.cancel && options.cancel->cancelled()) throw docker::Cancelled();
       for (std::size_t k = 0; k < ran.size(); ++k) {
         result.steps[everytime_since_stage[k]].status = ran[k].status;
         result.steps[everytime_since_stage[k]].seconds = ran[k].seconds;
       }
     } catch (const StepFailed& failed) {
+      if (options.cancel && options.cancel->cancelled()) throw docker::Cancelled();
       keep_or_throw(failed.what(), failed.exit_code());
     }
     everytime_since_stage.clear();
@@ -449,7 +467,12 @@ ApplyResult apply_stages(docker::Client& client, const SetupScript& script, cons
     observer.step_started(step, StepStatus::built);
     auto start = std::chrono::steady_clock::now();
     std::string tail;
-    int code = run_step(client, container.id(), script, step, container.shell, options.env, observer, &tail);
+    int code = 0;
+    {
+      auto stopping = kill_on_cancel(container.id());
+      code = run_step(client, container.id(), script, step, container.shell, options.env, observer, &tail);
+    }
+    if (options.cancel && options.cancel->cancelled()) throw docker::Cancelled();
     if (code != 0) {
       result.steps[i].status = StepStatus::failed;
       result.steps[i].seconds = seconds_since(start);

@@ -97,6 +97,10 @@ struct ApplyOptions {
   // Called once the build container runs, before any step: throws to stop
   // (the caller checks what the container mounted from the user's paths).
   std::function<void(const std::string& container)> check_container;
+  // Cancelling stops the apply: a lock wait ends, a running step's build
+  // container is killed, and apply_stages throws docker::Cancelled (the
+  // build container is removed; no stage image is left half-made).
+  docker::Cancellation* cancel = nullptr;
 };
 
 struct StepResult {

@@ -304,3 +304,37 @@ TEST_CASE("eight calls at once in one process: each distinct call computes once,
   client.run_exec(containers[0], ps, [&](ce::docker::StreamKind, std::string_view s) { processes.append(s); });
   CHECK_FALSE(Catch::Contains("sleep 300").match(processes));
 }
+
+namespace {
+struct StageWatch : CallEvents {
+  std::atomic<bool> building{false};
+  void step_started(const ce::stages::Step&, ce::stages::StepStatus status) override {
+    if (status == ce::stages::StepStatus::built) building = true;
+  }
+};
+}  // namespace
+
+TEST_CASE("a call cancelled while a stage builds stops it and leaves no image and no build container",
+          "[docker][call]") {
+  ce::test::Computation c("next_stage && echo building && sleep 300\n");
+  TempDir gfs;
+  ce::docker::Client client;
+  ce::docker::Cancellation cancel;
+  StageWatch events;
+  CallResult result;
+  auto request = request_for(c.path(), gfs.str(), {});
+  request.command = {"true"};
+  auto started = std::chrono::steady_clock::now();
+  std::thread call([&] { result = run_call(request, client, events, {}, cancel); });
+  bool building = ce::test::poll_until([&] { return events.building.load(); }, 60);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the step runs
+  cancel.cancel();
+  call.join();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  REQUIRE(building);
+  INFO(result.message);
+  CHECK(result.outcome == Outcome::cancelled);
+  CHECK(seconds < 100);  // not the stage's 300 s
+  CHECK(c.images() == 0);
+  CHECK(ce::test::poll_until([&] { return c.containers() == 0; }, 20));
+}
