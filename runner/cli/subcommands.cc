@@ -165,8 +165,7 @@ void gc_results(const Gfs& gfs, const Target& t, bool dry_run) {
   std::string base = "c_" + t.name;
   stages::Fd root = gfs.dir(base, stages::Create::no);
   if (!root) return;
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
+  std::string host = stages::host_name();
   std::size_t removed = 0, others = 0;
   for (const auto& cid : stages::list_directory(root.get())) {
     if (reachable.count(cid)) continue;
