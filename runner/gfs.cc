@@ -73,11 +73,21 @@ bool on_pseudo_file_system(int fd) {
   }
 }
 
-std::string number(std::size_t k) {
+// The layout (gfs.h), relative to GFSDIR: the one place that spells it.
+std::string computation_dir(const std::string& name) { return "c_" + name; }  // c_NAME
+std::string call_dir_of(const std::string& name, const std::string& cid12) {  // c_NAME/CID12
+  return computation_dir(name) + "/" + cid12;
+}
+std::string number(std::size_t k) {  // KK, in a call's directory and in its staging directory
   char text[24];
   std::snprintf(text, sizeof text, "%02zu", k);
   return text;
 }
+const char* const records = "done";  // c_NAME/CID12/done/INS
+const char* const locks = ".locks";  // c_NAME/CID12/.locks/INS
+std::string stored_input_dir(const std::string& sha1) { return "tinputs/" + sha1.substr(0, 2); }  // tinputs/H2
+std::string stored_input_name(const std::string& sha1) { return sha1.substr(2, 10); }             // H10
+std::string stored_input(const std::string& sha1) { return stored_input_dir(sha1) + "/" + stored_input_name(sha1); }
 
 std::string space_hint(int error, const std::string& where) {
   return error == ENOSPC || error == EDQUOT ? "; free space in " + where + " and run again" : std::string();
@@ -284,25 +294,25 @@ Call::Call(const Gfs& gfs, const std::string& name, const std::string& computati
     if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
     f.sha1 = sha1_fd(fd.get(), f.path);
     f.fd = std::make_shared<Fd>(std::move(fd));
-    f.stored = (fs::path(gfs.path()) / "tinputs" / f.sha1.substr(0, 2) / f.sha1.substr(2, 10)).string();
+    f.stored = (fs::path(gfs.path()) / stored_input(f.sha1)).string();
     ins_ += (ins_.empty() ? "" : "_") + f.sha1.substr(0, 12);
     inputs_.push_back(std::move(f));
   }
   if (ins_.empty()) ins_ = "none";
 }
 
-std::string Call::relative_dir() const { return "c_" + name_ + "/" + cid_; }
+std::string Call::relative_dir() const { return call_dir_of(name_, cid_); }
 Fd Call::call_dir(Create create) const { return gfs_->dir(relative_dir(), create); }
 
 std::string Call::output_path(std::size_t k) const {
   return (fs::path(gfs_->path()) / relative_dir() / number(k) / ins_).string();
 }
 
-std::string Call::record_path() const { return (fs::path(gfs_->path()) / relative_dir() / "done" / ins_).string(); }
+std::string Call::record_path() const { return (fs::path(gfs_->path()) / relative_dir() / records / ins_).string(); }
 
-Fd Call::lock_dir() const { return gfs_->dir(relative_dir() + "/.locks", Create::yes); }
+Fd Call::lock_dir() const { return gfs_->dir(relative_dir() + "/" + locks, Create::yes); }
 
-std::string Call::lock_path() const { return (fs::path(gfs_->path()) / relative_dir() / ".locks" / ins_).string(); }
+std::string Call::lock_path() const { return (fs::path(gfs_->path()) / relative_dir() / locks / ins_).string(); }
 
 std::string Call::staging_name() const {
   return ins_ + "." + stages::host_name() + "." + std::to_string(::getpid());
@@ -316,7 +326,7 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
     return std::nullopt;
   };
   Fd dir = call_dir(Create::no);
-  Fd done_dir = dir ? stages::open_directory_at(dir.get(), "done", Create::no, 0755, owner(), record_path()) : Fd();
+  Fd done_dir = dir ? stages::open_directory_at(dir.get(), records, Create::no, 0755, owner(), record_path()) : Fd();
   Fd fd = done_dir ? stages::open_regular_at(done_dir.get(), ins_, record_path()) : Fd();
   if (!fd) return fail("no record");
   struct stat st {};
@@ -334,8 +344,8 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
     if (other == f.sha1) continue;
     throw NameCollision("input " + std::to_string(i + 1) + " (" + f.name + "): " + f.path + " has SHA-1 " + f.sha1 +
                         ", but the result the GFS holds under its name, " + record_path() +
-                        ", was computed from another input, " + gfs_->path() + "/tinputs/" + other.substr(0, 2) +
-                        "/" + other.substr(2, 10) + " (SHA-1 " + other +
+                        ", was computed from another input, " + gfs_->path() + "/" + stored_input(other) + " (SHA-1 " +
+                        other +
                         "): the two SHA-1s share the 12 digits that name a result. ce-run never gives one input's "
                         "result for another's; this call cannot be filed in this GFS (use another GFS for it)");
   }
@@ -357,8 +367,8 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
 void Call::store_inputs() const {
   for (std::size_t i = 0; i < inputs_.size(); ++i) {
     const auto& f = inputs_[i];
-    Fd dir = gfs_->dir("tinputs/" + f.sha1.substr(0, 2), Create::yes);
-    std::string name = f.sha1.substr(2, 10);
+    Fd dir = gfs_->dir(stored_input_dir(f.sha1), Create::yes);
+    std::string name = stored_input_name(f.sha1);
     struct stat st {};
     if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
       if (!S_ISREG(st.st_mode) || st.st_uid != owner())
@@ -446,13 +456,13 @@ void Call::promote(const StagedCall& staging, CallRecord record) const {
     throw;
   }
   for (const auto& f : inputs_) record.inputs.emplace_back(f.name, f.sha1);
-  Fd done_dir = stages::open_directory_at(dir.get(), "done", Create::yes, 0755, owner(), record_path());
+  Fd done_dir = stages::open_directory_at(dir.get(), records, Create::yes, 0755, owner(), record_path());
   stages::write_atomically_at(done_dir.get(), ins_, format_record(record), 0444, record_path());
 }
 
 std::vector<std::string> Call::verify() const {
   Fd dir = call_dir(Create::no);
-  Fd done_dir = dir ? stages::open_directory_at(dir.get(), "done", Create::no, 0755, owner(), record_path()) : Fd();
+  Fd done_dir = dir ? stages::open_directory_at(dir.get(), records, Create::no, 0755, owner(), record_path()) : Fd();
   Fd fd = done_dir ? stages::open_regular_at(done_dir.get(), ins_, record_path()) : Fd();
   if (!fd) return {"no record: the call is not done"};
   std::string problem;
@@ -489,7 +499,7 @@ std::vector<std::string> Call::verify() const {
 
 std::string Call::withdraw_record() const {
   Fd dir = call_dir(Create::no);
-  Fd done_dir = dir ? stages::open_directory_at(dir.get(), "done", Create::no, 0755, owner(), record_path()) : Fd();
+  Fd done_dir = dir ? stages::open_directory_at(dir.get(), records, Create::no, 0755, owner(), record_path()) : Fd();
   if (!done_dir) return {};
   std::string aside = ins_ + ".corrupt." + std::to_string(::time(nullptr));
   if (::renameat(done_dir.get(), ins_.c_str(), done_dir.get(), aside.c_str()) != 0) {
@@ -497,6 +507,51 @@ std::string Call::withdraw_record() const {
     throw std::runtime_error("cannot withdraw the record " + record_path() + ": " + std::strerror(errno));
   }
   return (fs::path(record_path()).parent_path() / aside).string();
+}
+
+std::optional<CollectedResults> collect_results(const Gfs& gfs, const std::string& name,
+                                                const std::set<std::string>& keep_cid12, const std::string& compdir,
+                                                const std::string& host, bool dry_run) {
+  std::string base = computation_dir(name);
+  Fd root = gfs.dir(base, Create::no);
+  if (!root) return std::nullopt;
+  CollectedResults collected;
+  auto shown = [&](const std::string& relative) { return gfs.path() + "/" + relative; };
+  for (const auto& cid : stages::list_directory(root.get())) {
+    if (keep_cid12.count(cid)) continue;
+    std::string call = call_dir_of(name, cid);
+    Fd dir = gfs.dir(call, Create::no);
+    Fd done = dir ? gfs.dir(call + "/" + records, Create::no) : Fd();
+    std::size_t mine = 0, theirs = 0;
+    for (const auto& ins : done ? stages::list_directory(done.get()) : std::vector<std::string>{}) {
+      std::string record_shown = shown(call + "/" + records + "/" + ins);
+      std::optional<CallRecord> record;
+      try {
+        if (Fd f = stages::open_regular_at(done.get(), ins, record_shown))
+          record = parse_record(stages::read_all(f.get(), record_shown, std::size_t{1} << 20));
+      } catch (const std::exception&) {
+      }
+      if (!record || record->compdir != compdir || record->host != host) {
+        ++theirs;
+        continue;
+      }
+      ++mine;
+      if (dry_run) continue;
+      for (std::size_t k = 0; k < record->outputs.size(); ++k) {
+        std::string output_dir = call + "/" + number(k);
+        if (Fd out = gfs.dir(output_dir, Create::no))
+          stages::remove_tree_at(out.get(), ins, shown(output_dir + "/" + ins));
+      }
+      stages::remove_tree_at(done.get(), ins, record_shown);
+    }
+    if (mine == 0) {
+      if (theirs > 0) ++collected.left_to_others;
+      continue;
+    }
+    if (theirs == 0 && !dry_run) stages::remove_tree_at(root.get(), cid, shown(call));
+    collected.removed.push_back({cid, mine});
+  }
+  return collected;
 }
 
 namespace {

@@ -6,6 +6,7 @@
 //   GFSDIR/c_NAME/CID12/done/INS             the call's completion record
 //   GFSDIR/c_NAME/CID12/.locks/INS           one call at a time (flock)
 //
+//   NAME   = the computation's name (compdir.h)
 //   H2 H10 = the first 2 and the next 10 hex digits of the SHA-1 of the content
 //   CID12  = the first 12 hex digits of the computation ID (git_identity.h)
 //   KK     = the output's number, two digits, from 00
@@ -24,11 +25,15 @@
 // outputs are renamed into place before the record is written, so a crash
 // leaves at worst outputs without a record: not done, computed again. Only
 // POSIX rename and flock are used, so the GFS may be on NFS.
+//
+// gfs.cc alone spells these paths: the rest of ce-run reaches the layout
+// through Call, StagedCall, output_number and collect_results.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -198,6 +203,28 @@ class Call {
 
 // An output's number KK in the layout: "00", "01", ...
 std::string output_number(std::size_t k);
+
+// What collect_results removed, or would remove with dry_run.
+struct CollectedResults {
+  struct Computation {
+    std::string cid12;      // c_NAME/CID12
+    std::size_t calls = 0;  // the records of the given COMPDIR and host in it
+  };
+  std::vector<Computation> removed;  // in the order of the directory's listing
+  // Computation IDs not kept that hold only records of other directories or
+  // hosts (or records that cannot be read): left alone.
+  std::size_t left_to_others = 0;
+};
+
+// Removes results of the computation `name` under each computation ID not
+// in `keep_cid12`, but only calls whose record names `compdir` and `host`
+// (another repository, or machine sharing the GFS, may use the same name):
+// each output and then the record. c_NAME/CID12 goes as a whole when no
+// other record is left in it. With dry_run nothing is removed. nullopt
+// when the GFS holds no c_NAME at all.
+std::optional<CollectedResults> collect_results(const Gfs& gfs, const std::string& name,
+                                                const std::set<std::string>& keep_cid12, const std::string& compdir,
+                                                const std::string& host, bool dry_run);
 
 // The bytes still available when the file system holding `path` is full
 // (no free block for users or for root), else nullopt. After a command has

@@ -218,6 +218,10 @@ void write_atomically_at(int dir, const std::string& name, std::string_view text
     ::unlinkat(dir, temp.name.c_str(), 0);
     throw;
   }
+  // The rename is an entry of the directory: until the directory is synced
+  // a crash may bring back the old file (or none). EINVAL: a file system
+  // that cannot sync a directory, where there is nothing more to do.
+  if (::fsync(dir) != 0 && errno != EINVAL) fail("cannot write " + join(shown, name), errno);
 }
 
 void write_atomically(const std::string& path, std::string_view text, mode_t mode) {

@@ -81,7 +81,8 @@ std::string read_all(int fd, const std::string& shown, std::size_t limit = std::
 
 // The one atomic writer: `text` goes to a fresh temporary file in `dir`
 // (random name, O_CREAT | O_EXCL | O_NOFOLLOW, `mode` exactly), is synced,
-// then renamed over `name` (a symlink there is replaced, not followed).
+// then renamed over `name` (a symlink there is replaced, not followed), and
+// `dir` is synced so that the rename survives a crash.
 void write_atomically_at(int dir, const std::string& name, std::string_view text, mode_t mode,
                          const std::string& shown);
 // The same for a path, its directory opened as the kernel resolves it: for

@@ -1,13 +1,17 @@
 // ce-run end to end, as a user runs it: the built binary on computation
-// directories in fresh Git repositories, against the real engine.
+// directories in fresh Git repositories, against the real engine ([docker]);
+// the cases ce-run answers before asking the engine anything run without
+// one (NoEngine).
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <csignal>
 #include <poll.h>
 #include <pty.h>
 #include <sys/wait.h>
+#include <optional>
 #include <thread>
 
 #include "docker/client.h"
@@ -26,6 +30,31 @@ using namespace ce::test;
 using ce::docker::Client;
 using ce::docker::Force;
 
+namespace {
+
+// For a case that must not need the engine: DOCKER_HOST names a socket that
+// does not exist, here and in each ce-run it starts, so any use of the
+// engine fails (restored when the case ends).
+class NoEngine {
+ public:
+  NoEngine() {
+    if (const char* old = std::getenv("DOCKER_HOST")) old_ = old;
+    ::setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock", 1);
+  }
+  ~NoEngine() {
+    if (old_)
+      ::setenv("DOCKER_HOST", old_->c_str(), 1);
+    else
+      ::unsetenv("DOCKER_HOST");
+  }
+  NoEngine(const NoEngine&) = delete;
+  NoEngine& operator=(const NoEngine&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
+
+}  // namespace
 
 TEST_CASE("ce-run applies stages, runs everytime steps and the command, the next run reuses the stages",
           "[docker][cli]") {
@@ -67,7 +96,8 @@ TEST_CASE("the exit code is the command's own", "[docker][cli]") {
   CHECK_THAT(r.err, Catch::EndsWith("to-stderr\n"));
 }
 
-TEST_CASE("a broken docker-setup.sh is refused with file:line:col and exit 125", "[docker][cli]") {
+TEST_CASE("a broken docker-setup.sh is refused with file:line:col and exit 125", "[cli]") {
+  NoEngine no_engine;  // refused before the engine is asked anything
   Computation c("next_stage && echo ok\nnext_stage && {\n  echo 'never closed\n}\n");
   auto r = run_ce({c.path()});
   CHECK(r.exit_code == 125);
@@ -135,7 +165,8 @@ TEST_CASE("uncommitted changes are refused, listing the files, unless --allow-di
   CHECK(run_ce({"--allow-dirty", c.path()}).exit_code == 0);
 }
 
-TEST_CASE("lint lists the setup script's warnings with their places", "[docker][cli]") {
+TEST_CASE("lint lists the setup script's warnings with their places", "[cli]") {
+  NoEngine no_engine;  // lint reads COMPDIR only
   Computation c("next_stage && apt-get install curl\n");
   auto r = run_ce({"lint", c.path()});
   CHECK(r.exit_code == 1);
@@ -664,7 +695,8 @@ TEST_CASE("verify catches a flipped byte, and a damaged record never counts as d
   CHECK(g.runs() == 3);
 }
 
-TEST_CASE("the number of inputs and unreadable inputs are checked, naming them", "[docker][gfs]") {
+TEST_CASE("the number of inputs and unreadable inputs are checked, naming them", "[gfs]") {
+  NoEngine no_engine;  // checked before the engine is asked anything
   GfsCall g;
   auto one = run_ce({"--gfs", g.gfs.str(), g.c.path(), g.a});
   CHECK(one.exit_code == 125);

@@ -153,8 +153,8 @@ void gc_staging(docker::Client& client, bool dry_run) {
 }
 
 // Results of computation IDs no branch of the repository has, and only
-// those this computation's directory computed (the record says): another
-// repository may use the same name.
+// those this computation's directory computed on this host (the record
+// says): another repository may use the same name.
 void gc_results(const Gfs& gfs, const Target& t, bool dry_run) {
   std::set<std::string> reachable;
   for (const auto& tree : branch_trees(t.dir.string())) {
@@ -162,51 +162,15 @@ void gc_results(const Gfs& gfs, const Target& t, bool dry_run) {
     id.content_tree = tree;
     reachable.insert(computation_id(id).substr(0, 12));
   }
-  std::string base = "c_" + t.name;
-  stages::Fd root = gfs.dir(base, stages::Create::no);
-  if (!root) return;
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  std::size_t removed = 0, others = 0;
-  for (const auto& cid : stages::list_directory(root.get())) {
-    if (reachable.count(cid)) continue;
-    stages::Fd dir = gfs.dir(base + "/" + cid, stages::Create::no);
-    stages::Fd done = dir ? gfs.dir(base + "/" + cid + "/done", stages::Create::no) : stages::Fd();
-    std::size_t mine = 0, theirs = 0;
-    for (const auto& ins : done ? stages::list_directory(done.get()) : std::vector<std::string>{}) {
-      std::string shown = gfs.path() + "/" + base + "/" + cid + "/done/" + ins;
-      std::optional<CallRecord> record;
-      try {
-        if (stages::Fd f = stages::open_regular_at(done.get(), ins, shown))
-          record = parse_record(stages::read_all(f.get(), shown, std::size_t{1} << 20));
-      } catch (const std::exception&) {
-      }
-      if (!record || record->compdir != t.dir.string() || record->host != host) {
-        ++theirs;
-        continue;
-      }
-      ++mine;
-      if (dry_run) continue;
-      for (std::size_t k = 0; k < record->outputs.size(); ++k) {
-        char number[24];
-        std::snprintf(number, sizeof number, "%02zu", k);
-        if (stages::Fd out = gfs.dir(base + "/" + cid + "/" + number, stages::Create::no))
-          stages::remove_tree_at(out.get(), ins, gfs.path() + "/" + base + "/" + cid + "/" + number + "/" + ins);
-      }
-      stages::remove_tree_at(done.get(), ins, shown);
-    }
-    if (mine == 0) {
-      if (theirs > 0) ++others;
-      continue;
-    }
-    if (theirs == 0 && !dry_run) stages::remove_tree_at(root.get(), cid, gfs.path() + "/" + base + "/" + cid);
-    std::printf("%s results of computation %s (no branch has it; %zu calls)\n", dry_run ? "would remove" : "removed",
-                cid.c_str(), mine);
-    ++removed;
-  }
-  std::printf("%s the results of %zu computation IDs; %zu reachable from the branches", dry_run ? "would remove" : "removed",
-              removed, reachable.size());
-  if (others > 0) std::printf("; left %zu computed from other directories or hosts", others);
+  auto collected = collect_results(gfs, t.name, reachable, t.dir.string(), stages::host_name(), dry_run);
+  if (!collected) return;  // no results of this name at all
+  const char* verb = dry_run ? "would remove" : "removed";
+  for (const auto& c : collected->removed)
+    std::printf("%s results of computation %s (no branch has it; %zu calls)\n", verb, c.cid12.c_str(), c.calls);
+  std::printf("%s the results of %zu computation IDs; %zu reachable from the branches", verb,
+              collected->removed.size(), reachable.size());
+  if (collected->left_to_others > 0)
+    std::printf("; left %zu computed from other directories or hosts", collected->left_to_others);
   std::printf("\n");
 }
 
