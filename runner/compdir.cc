@@ -76,14 +76,18 @@ void write_compdir_file(const CompDir& compdir, const std::string& name, const s
   });
 }
 
+stages::SetupScript read_setup_script(const CompDir& compdir) {
+  std::string origin = compdir.shown_file("docker-setup.sh");
+  if (auto text = compdir.read("docker-setup.sh")) return stages::parse_setup_script(*text, origin);
+  stages::SetupScript script;
+  script.origin = origin;
+  return script;
+}
+
 Computation load_computation(const std::string& given, const Invoker& invoker) {
   Computation c;
   c.comp = open_compdir(given, invoker);
-  std::string origin = c.comp.shown_file("docker-setup.sh");
-  if (auto text = c.comp.read("docker-setup.sh"))
-    c.script = stages::parse_setup_script(*text, origin);
-  else
-    c.script.origin = origin;
+  c.script = read_setup_script(c.comp);
   return c;
 }
 

@@ -50,6 +50,8 @@ struct Computation {
   stages::SetupScript script;
 };
 Computation load_computation(const std::string& given, const Invoker& invoker);
+// The docker-setup.sh of an opened COMPDIR, parsed (load_computation's).
+stages::SetupScript read_setup_script(const CompDir& compdir);
 
 // Writes a file of COMPDIR (docker-container) with the invoker's rights,
 // atomically.

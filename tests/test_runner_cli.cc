@@ -422,7 +422,7 @@ TEST_CASE("status lists the commit's container and the stage images, why says wh
   CHECK_THAT(why.out, Catch::Contains("  commit: "));
   CHECK_THAT(why.out, Catch::Contains("COMPDIR's tree: changed"));
   CHECK_THAT(why.out, Catch::Contains("base image busybox:latest: unchanged"));
-  CHECK_THAT(why.out, Catch::Contains("stage 2 (docker-setup.sh:2): changed, or a stage before it changed"));
+  CHECK_THAT(why.out, Catch::Contains("stage 2 (" + c.path() + "/docker-setup.sh:2): changed, or a stage before it changed"));
 }
 
 TEST_CASE("gc keeps the most recent commits' containers and stages, and removes the rest", "[docker][cli]") {

@@ -71,7 +71,7 @@ int run_shell(const Command& command) {
   CompDir comp = open_compdir(command.compdir, invoker);
   const auto& conf = comp.conf;
   auto id = identify(comp.dir);
-  std::string key = id.commit + (id.dirty_files.empty() ? "" : "-dirty");
+  std::string key = mapping_key(id);
   auto mapping = read_mapping(comp).mapping;
   const MappingEntry* entry = mapping.find(key);
   docker::Client client;

@@ -82,7 +82,7 @@ struct Kept {
 Kept kept(docker::Client& client, const Target& t) {
   Kept k;
   k.mapping = read_mapping(t.comp).mapping;
-  k.containers = client.list_containers({{label::role, "run"}, {label::compdir, t.dir.string()}});
+  k.containers = client.list_containers(run_container_filter(t.dir.string()));
   std::sort(k.containers.begin(), k.containers.end(), [](const auto& a, const auto& b) { return a.created > b.created; });
   k.images = client.list_images({{stages::label::role, "stage"}, {stages::label::computation, t.name}});
   return k;
@@ -146,7 +146,7 @@ namespace {
 // that are gone (gfs.h): the machine's, whichever computation left them.
 void gc_staging(docker::Client& client, bool dry_run) {
   std::vector<std::string> live;
-  for (const auto& c : client.list_containers({{label::role, "run"}}))
+  for (const auto& c : client.list_containers(run_container_filter()))
     if (auto it = c.labels.find(label::staging); it != c.labels.end()) live.push_back(it->second);
   for (const auto& path : collect_staging(staging_root, live, dry_run))
     std::printf("%s staging directory %s\n", dry_run ? "would remove" : "removed", path.c_str());
@@ -263,7 +263,7 @@ int run_why(const Command& command) {
   auto t = load_target(command);
   auto id = identify(t.dir.string());
   auto mapping = read_mapping(t.comp).mapping;
-  std::string current = id.commit + (id.dirty_files.empty() ? "" : "-dirty");
+  std::string current = mapping_key(id);
   if (mapping.entries.empty()) {
     std::printf("no earlier run of %s is recorded: everything is new\n", t.name.c_str());
     return 0;
@@ -294,8 +294,7 @@ int run_why(const Command& command) {
     old_keys.insert(old_keys.begin(), key);
     key = it->second;
   }
-  auto text = t.comp.read("docker-setup.sh");
-  auto script = stages::parse_setup_script(text ? *text : std::string(), "docker-setup.sh");
+  auto script = read_setup_script(t.comp);
   auto base = client.find_image(t.conf.image);
   if (!base) {
     std::printf("  base image %s: not here any more\n", t.conf.image.c_str());
