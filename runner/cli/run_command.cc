@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -132,15 +133,18 @@ int run_computation(const Command& command) {
 
   docker::Client client;
   docker::Cancellation cancel;
-  StopWatch stop(cancel);
+  // Installed once the call may touch the engine: a call that is done
+  // (the no-change path) starts no thread for it.
+  std::optional<StopWatch> stop;
   TerminalEvents events(command.verbosity);
   // A reader that went away (`ce-run ... | head -1`) stops the run, as
   // SIGPIPE would stop a program that wrote there.
   auto sink = [&](docker::StreamKind kind, std::string_view bytes) {
-    if (stop.output_lost()) return;
+    if (stop && stop->output_lost()) return;
     auto* out = kind == docker::StreamKind::stderr_stream ? stderr : stdout;
-    if ((std::fwrite(bytes.data(), 1, bytes.size(), out) != bytes.size() || std::fflush(out) != 0) && errno == EPIPE)
-      stop.output_closed();
+    if ((std::fwrite(bytes.data(), 1, bytes.size(), out) != bytes.size() || std::fflush(out) != 0) && errno == EPIPE &&
+        stop)
+      stop->output_closed();
   };
 
   CallResult result;
@@ -150,7 +154,20 @@ int run_computation(const Command& command) {
   } catch (const std::exception& e) {
     result.message = e.what();
   }
-  if (result.message.empty()) result = run_call(request, client, events, sink, cancel);
+  if (result.message.empty()) {
+    // run_call's steps, with the signals turned into the token from the
+    // plan on (before it, Ctrl-C ends ce-run as it ends any program).
+    CallPipeline pipeline(request, events);
+    if (pipeline.prepare()) {
+      if (request.mode == CallMode::verify) {
+        pipeline.verify();
+      } else if (pipeline.find_done()) {
+        stop.emplace(cancel);
+        if (pipeline.plan(client)) pipeline.run(client, sink, cancel);
+      }
+    }
+    result = pipeline.result();
+  }
 
   if (request.mode == CallMode::dry_run && !result.facts.base_image_id.empty()) print_plan(result);
   for (const auto& p : result.problems) std::printf("%s\n", p.c_str());
@@ -158,20 +175,21 @@ int run_computation(const Command& command) {
   std::fflush(stdout);
 
   int code = exit_code_for(result);
-  if (result.outcome == Outcome::cancelled) {
-    if (stop.output_lost()) {
+  if (result.outcome == Outcome::cancelled && stop) {
+    if (stop->output_lost()) {
       code = exit_code::output_closed;
       spdlog::error("error: ce-run's standard output was closed, so the command was stopped");
     } else {
-      code = stop.signal() == SIGTERM ? 143 : exit_code::interrupted;
-      spdlog::error("error: ce-run was interrupted ({})", stop.signal() == SIGTERM ? "SIGTERM" : "SIGINT");
+      code = stop->signal() == SIGTERM ? 143 : exit_code::interrupted;
+      spdlog::error("error: ce-run was interrupted ({})", stop->signal() == SIGTERM ? "SIGTERM" : "SIGINT");
     }
   }
-  if (!command.report.empty()) write_report(command.report, report_json(result, code), invoker);
   if (result.outcome == Outcome::corrupt)
     spdlog::warn("warning: {}", result.message);
   else if (!result.message.empty())
     spdlog::error("error: {}", result.message);
+  // A report that cannot be written is the run's error (main prints it).
+  if (!command.report.empty()) write_report(command.report, report_json(result, code), invoker);
   return code;
 }
 
