@@ -141,6 +141,24 @@ void check_options_fit(Action action, const std::vector<std::pair<std::string, s
 
 }  // namespace
 
+namespace {
+
+// The options that only switch something on, each a member of Command.
+bool Command::*flag_named(const std::string& name) {
+  static const std::pair<const char*, bool Command::*> flags[] = {
+      {"--results", &Command::gc_results},
+      {"--verify", &Command::verify},
+      {"--incremental", &Command::incremental},
+      {"--allow-dirty", &Command::allow_dirty},
+      {"--keep-build-container", &Command::keep_build_container},
+  };
+  for (const auto& [flag, member] : flags)
+    if (name == flag) return member;
+  return nullptr;
+}
+
+}  // namespace
+
 Command parse_command_line(const std::vector<std::string>& args) {
   Command command;
   std::vector<std::string> positional;
@@ -163,20 +181,8 @@ Command parse_command_line(const std::vector<std::string>& args) {
     } else if (a == "-n" || a == "--dry-run") {
       command.dry_run = true;
       given.emplace_back("--dry-run", a);
-    } else if (a == "--results") {
-      command.gc_results = true;
-      given.emplace_back(a, a);
-    } else if (a == "--verify") {
-      command.verify = true;
-      given.emplace_back(a, a);
-    } else if (a == "--incremental") {
-      command.incremental = true;
-      given.emplace_back(a, a);
-    } else if (a == "--allow-dirty") {
-      command.allow_dirty = true;
-      given.emplace_back(a, a);
-    } else if (a == "--keep-build-container") {
-      command.keep_build_container = true;
+    } else if (bool Command::*flag = flag_named(a)) {
+      command.*flag = true;
       given.emplace_back(a, a);
     } else if (auto report = option_value(args, i, "--report", "a file: --report FILE")) {
       command.report = *report;
