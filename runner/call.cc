@@ -234,12 +234,7 @@ struct CallPipeline::State : stages::StepObserver {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point phase_start = started;
 
-  Computation c;
-  std::optional<CallContract> contract;
-  std::string no_command;  // why there is no command to run
-  Outcome no_command_outcome = Outcome::no_exec;
-  GitIdentity identity;
-  std::string mapping_key;
+  std::shared_ptr<const PreparedComputation> prep;  // after prepare
   std::unique_ptr<Gfs> store;
   std::unique_ptr<Call> call;
   docker::ImageInfo base;
@@ -257,10 +252,12 @@ struct CallPipeline::State : stages::StepObserver {
     events.phase_ended(phase, seconds);
   }
 
-  void outputs(OutputStatus status) {
+  void outputs(OutputStatus status, const CallRecord* record = nullptr) {
     result.outputs.clear();
-    for (std::size_t k = 0; call && k < contract->outputs.size(); ++k)
-      result.outputs.push_back({contract->outputs[k], call->output_path(k), status});
+    for (std::size_t k = 0; call && k < prep->contract->outputs.size(); ++k) {
+      std::string sha256 = record && k < record->outputs.size() ? record->outputs[k].sha256 : std::string();
+      result.outputs.push_back({prep->contract->outputs[k], call->output_path(k), status, sha256});
+    }
   }
 
   void finish(Outcome outcome, std::string message = {}, int code = 0) {
@@ -321,63 +318,82 @@ struct CallPipeline::State : stages::StepObserver {
   std::string kept_message(const std::string& why, const StagedCall& staged) const;
 };
 
-bool CallPipeline::State::prepare() {
-  const CallRequest& r = request;
-  c = load_computation(r.compdir, r.invoker);
-  auto& facts = result.facts;
-  facts.name = c.comp.name;
-  facts.dir = c.comp.dir;
-  facts.base_image = c.comp.conf.image;
-
+std::shared_ptr<const PreparedComputation> prepare_computation(const CallRequest& r) {
+  auto p = std::make_shared<PreparedComputation>();
+  auto started = std::chrono::steady_clock::now();
+  p->c = load_computation(r.compdir, r.invoker);
   // A CompEval computation (it has an `outputs` file) run without a command
   // is a call whose results live in the GFS.
-  if (r.command.empty()) contract = read_contract(c.comp.fd->get(), c.comp.dir, r.compdir);
+  if (r.command.empty()) p->contract = read_contract(p->c.comp.fd->get(), p->c.comp.dir, r.compdir);
 
   auto shown = [&](const std::string& file) { return (fs::path(r.compdir) / file).lexically_normal().string(); };
-  result.argv = r.command;
+  p->argv = r.command;
   // Without a command to run, a dry run still shows the plan, then says so.
-  if (result.argv.empty()) {
-    fs::path exec = contract ? fs::path(contract->exec) : fs::path(c.comp.dir) / "exec";
+  if (p->argv.empty()) {
+    fs::path exec = p->contract ? fs::path(p->contract->exec) : fs::path(p->c.comp.dir) / "exec";
     std::string file = exec.filename().string();
-    std::string kind = c.comp.kind(file);
+    std::string kind = p->c.comp.kind(file);
     if (kind.empty()) {
-      no_command = shown("exec") + ": no exec file; add one, or give a command after --";
-      no_command_outcome = Outcome::no_exec;
+      p->no_command = shown("exec") + ": no exec file; add one, or give a command after --";
+      p->no_command_outcome = Outcome::no_exec;
     } else if (kind == "link") {
-      no_command = shown(file) +
-                   " is a symbolic link; ce-run runs only a regular file of the repository as exec: commit the "
-                   "program itself, or a script that calls it";
-      no_command_outcome = Outcome::not_executable;
+      p->no_command = shown(file) +
+                      " is a symbolic link; ce-run runs only a regular file of the repository as exec: commit the "
+                      "program itself, or a script that calls it";
+      p->no_command_outcome = Outcome::not_executable;
     } else if (kind != "executable") {
-      no_command = shown(file) + ": not executable; chmod +x it";
-      no_command_outcome = Outcome::not_executable;
+      p->no_command = shown(file) + ": not executable; chmod +x it";
+      p->no_command_outcome = Outcome::not_executable;
     } else {
-      result.argv.push_back(exec.string());
-      if (!contract) result.argv.insert(result.argv.end(), r.inputs.begin(), r.inputs.end());
+      p->argv.push_back(exec.string());
     }
   }
-  if (!no_command.empty() && r.mode != CallMode::dry_run) throw Stop(no_command_outcome, no_command);
-
-  end_phase(phase::load);
-  identity = identify(c.comp.dir);
-  end_phase(phase::identity);
-  if (!identity.dirty_files.empty() && r.dirty == DirtyPolicy::refuse) {
+  if (!p->no_command.empty() && r.mode != CallMode::dry_run) throw Stop(p->no_command_outcome, p->no_command);
+  auto loaded = std::chrono::steady_clock::now();
+  p->load_seconds = std::chrono::duration<double>(loaded - started).count();
+  p->identity = identify(p->c.comp.dir);
+  p->identity_seconds = seconds_since(loaded);
+  if (!p->identity.dirty_files.empty() && r.dirty == DirtyPolicy::refuse) {
     std::string files;
-    for (std::size_t i = 0; i < identity.dirty_files.size() && i < 20; ++i) files += "\n  " + identity.dirty_files[i];
-    if (identity.dirty_files.size() > 20)
-      files += "\n  ... and " + std::to_string(identity.dirty_files.size() - 20) + " more";
+    for (std::size_t i = 0; i < p->identity.dirty_files.size() && i < 20; ++i)
+      files += "\n  " + p->identity.dirty_files[i];
+    if (p->identity.dirty_files.size() > 20)
+      files += "\n  ... and " + std::to_string(p->identity.dirty_files.size() - 20) + " more";
     throw std::runtime_error(r.compdir + " has uncommitted changes:" + files +
                              "\ncommit them, or run with --allow-dirty (results are then marked dirty)");
   }
-  mapping_key = runner::mapping_key(identity);
-  facts.commit = identity.commit;
-  facts.tree = identity.content_tree;
-  facts.id = computation_id(identity);
-  facts.dirty = !identity.dirty_files.empty();
+  p->mapping_key = runner::mapping_key(p->identity);
+  p->id = computation_id(p->identity);
+  return p;
+}
+
+bool CallPipeline::State::prepare() {
+  const CallRequest& r = request;
+  if (r.computation) {
+    prep = r.computation;
+  } else {
+    prep = prepare_computation(r);
+    result.facts.phases.emplace_back(phase::load, prep->load_seconds);
+    events.phase_ended(phase::load, prep->load_seconds);
+    result.facts.phases.emplace_back(phase::identity, prep->identity_seconds);
+    events.phase_ended(phase::identity, prep->identity_seconds);
+    phase_start = std::chrono::steady_clock::now();
+  }
+  auto& facts = result.facts;
+  facts.name = prep->c.comp.name;
+  facts.dir = prep->c.comp.dir;
+  facts.base_image = prep->c.comp.conf.image;
+  result.argv = prep->argv;
+  if (!prep->contract && !result.argv.empty() && r.command.empty())
+    result.argv.insert(result.argv.end(), r.inputs.begin(), r.inputs.end());
+  facts.commit = prep->identity.commit;
+  facts.tree = prep->identity.content_tree;
+  facts.id = prep->id;
+  facts.dirty = !prep->identity.dirty_files.empty();
   store = std::make_unique<Gfs>(r.host.gfs);
-  store->check_allowed(r.invoker, r.host.default_gfs, c.comp.host.gfs);
-  if (contract) {
-    call = std::make_unique<Call>(*store, c.comp.name, facts.id, *contract, r.inputs, r.invoker);
+  store->check_allowed(r.invoker, r.host.default_gfs, prep->c.comp.host.gfs);
+  if (prep->contract) {
+    call = std::make_unique<Call>(*store, prep->c.comp.name, facts.id, *prep->contract, r.inputs, r.invoker);
     for (const auto& f : call->inputs()) facts.inputs.push_back({f.name, f.path, f.sha1});
   }
   return true;
@@ -385,20 +401,25 @@ bool CallPipeline::State::prepare() {
 
 bool CallPipeline::State::find_done() {
   if (!call) return true;
-  bool done = call->done().has_value();
+  auto done = call->done();
+  // The logs of the call's latest run, if any (ce-run log).
+  if (read_gfs_file(*store, call->log_path(LogStream::err), 0)) {
+    result.stdout_log = call->log_path(LogStream::out);
+    result.stderr_log = call->log_path(LogStream::err);
+  }
   end_phase(phase::inputs);
   if (done) {
     // The no-change path: no engine, no container.
-    outputs(OutputStatus::cached);
+    outputs(OutputStatus::cached, &*done);
     finish(Outcome::cached);
     return false;
   }
   if (request.mode == CallMode::dry_run) {
     outputs(OutputStatus::missing);
-    if (no_command.empty())
+    if (prep->no_command.empty())
       finish(Outcome::planned);
     else
-      finish(no_command_outcome, no_command);
+      finish(prep->no_command_outcome, prep->no_command);
     return false;
   }
   return true;
@@ -409,7 +430,8 @@ bool CallPipeline::State::verify() {
                                       "there is no result to verify");
   result.problems = call->verify();
   if (result.problems.empty()) {
-    outputs(OutputStatus::verified);
+    auto record = call->done();
+    outputs(OutputStatus::verified, record ? &*record : nullptr);
     finish(Outcome::verified);
     return false;
   }
@@ -422,11 +444,11 @@ bool CallPipeline::State::verify() {
 }
 
 bool CallPipeline::State::plan_stages(docker::Client& client) {
-  events.diagnostics(c.script, all_warnings(c.script, c.comp.conf));
+  events.diagnostics(prep->c.script, all_warnings(prep->c.script, prep->c.comp.conf));
   auto engine = client.check_engine();
   events.note(Level::debug, "engine " + engine.version + " (API " + engine.api_version + ") at " +
                                 client.address().uri());
-  const std::string& image = c.comp.conf.image;
+  const std::string& image = prep->c.comp.conf.image;
   if (!client.find_image(image)) {
     events.note(Level::info, "image " + image + " is not here; pulling it");
     client.pull_image(image, [this](const docker::PullProgress& p) {
@@ -434,27 +456,27 @@ bool CallPipeline::State::plan_stages(docker::Client& client) {
     });
   }
   base = client.inspect_image(image);
-  plan = stages::plan_stages(client, c.script, image, {base.id, identity.content_tree});
+  plan = stages::plan_stages(client, prep->c.script, image, {base.id, prep->identity.content_tree});
   auto& facts = result.facts;
   facts.base_image_id = base.id;
   facts.final_key = plan.final_key.empty() ? base.id : plan.final_key;
   for (const auto& p : plan.steps) {
     bool stage = p.step->kind == stages::StepKind::stage;
     facts.steps.push_back({p.step->index, stage ? "stage" : "everytime", p.step->first_line, p.step->last_line,
-                           p.step->stage_number, c.script.lines_of(*p.step), p.key, p.cached ? "cached" : "planned",
+                           p.step->stage_number, prep->c.script.lines_of(*p.step), p.key, p.cached ? "cached" : "planned",
                            0});
   }
   if (request.mode != CallMode::dry_run) return true;
   end_phase(phase::setup);
-  auto mapping = read_mapping(c.comp).mapping;
-  const MappingEntry* entry = mapping.find(mapping_key);
+  auto mapping = read_mapping(prep->c.comp).mapping;
+  const MappingEntry* entry = mapping.find(prep->mapping_key);
   result.plan_container = entry && client.find_container(entry->container)
                               ? "would reuse " + entry->container.substr(0, 12) + " if made from these stages"
-                              : "would make one for commit " + identity.commit.substr(0, 12);
-  if (no_command.empty())
+                              : "would make one for commit " + prep->identity.commit.substr(0, 12);
+  if (prep->no_command.empty())
     finish(Outcome::planned);
   else
-    finish(no_command_outcome, no_command);
+    finish(prep->no_command_outcome, prep->no_command);
   return false;
 }
 
@@ -463,23 +485,23 @@ bool CallPipeline::State::plan_stages(docker::Client& client) {
 // from.
 std::string CallPipeline::State::ancestor_snapshot(docker::Client& client, const ContainerMapping& mapping,
                                                    const std::string& stage_key) {
-  if (!identity.dirty_files.empty()) return {};
+  if (!prep->identity.dirty_files.empty()) return {};
   for (const auto& e : mapping.entries) {
-    if (e.commit.size() != 40 || e.commit == identity.commit || e.stage_key != stage_key) continue;
-    if (!is_ancestor(c.comp.dir, e.commit, identity.commit)) continue;
+    if (e.commit.size() != 40 || e.commit == prep->identity.commit || e.stage_key != stage_key) continue;
+    if (!is_ancestor(prep->c.comp.dir, e.commit, prep->identity.commit)) continue;
     auto info = client.find_container(e.container);
     // Only this computation's own container of that commit: the file is the
     // user's, and a container of somebody else's must not be copied.
-    if (!info || !is_run_container_of(info->labels, c.comp.dir, e.commit) ||
+    if (!info || !is_run_container_of(info->labels, prep->c.comp.dir, e.commit) ||
         info->labels[label::stage_key] != stage_key)
       continue;
     docker::CommitSpec commit;
     commit.container = info->id;
-    commit.repo = stages::stage_repository(c.comp.name);
+    commit.repo = stages::stage_repository(prep->c.comp.name);
     commit.tag = "snapshot-" + e.commit.substr(0, 12);
     commit.comment = "ce-run: snapshot of the container of commit " + e.commit;
     commit.labels = {{stages::label::role, "snapshot"}, {label::snapshot_of, e.commit},
-                     {stages::label::computation, c.comp.name}, {stages::label::key, ""}};
+                     {stages::label::computation, prep->c.comp.name}, {stages::label::key, ""}};
     auto image = client.commit(commit);
     events.note(Level::info,
                 "continuing from a snapshot of the container of ancestor commit " + e.commit.substr(0, 12));
@@ -492,11 +514,11 @@ std::string CallPipeline::State::ancestor_snapshot(docker::Client& client, const
 std::string CallPipeline::State::commit_container(docker::Client& client, docker::ContainerSpec spec,
                                                   const SupervisorBinary& supervisor, bool& created) {
   created = false;
-  const std::string& dir = c.comp.dir;
-  std::string short_commit = identity.commit.substr(0, 12);
-  auto read = read_mapping(c.comp);
+  const std::string& dir = prep->c.comp.dir;
+  std::string short_commit = prep->identity.commit.substr(0, 12);
+  auto read = read_mapping(prep->c.comp);
   ContainerMapping mapping = read.mapping;
-  std::string path = c.comp.shown_file("docker-container");
+  std::string path = prep->c.comp.shown_file("docker-container");
   if (!read.problem.empty()) {
     events.note(Level::warning, path + ": " + read.problem + "; rebuilding it from the containers' labels");
     mapping = {};
@@ -512,10 +534,10 @@ std::string CallPipeline::State::commit_container(docker::Client& client, docker
   }
   std::string settings = settings_digest(spec, supervisor);
   std::string container;
-  if (const MappingEntry* entry = mapping.find(mapping_key)) {
+  if (const MappingEntry* entry = mapping.find(prep->mapping_key)) {
     auto info = client.find_container(entry->container);
     std::string short_id = entry->container.substr(0, 12);
-    if (info && !is_run_container_of(info->labels, dir, mapping_key)) {
+    if (info && !is_run_container_of(info->labels, dir, prep->mapping_key)) {
       // The file is the user's to write: what it names is not trusted.
       events.note(Level::warning, path + " names the container " + short_id +
                                       ", which is not this computation's container of commit " + short_commit +
@@ -559,9 +581,9 @@ std::string CallPipeline::State::commit_container(docker::Client& client, docker
     events.note(Level::info, "made container " + container.substr(0, 12) + " for commit " + short_commit);
     created = true;
   }
-  check_mounts(client, container, {{store->path(), store->fd()}, {dir, c.comp.fd->get()}});
-  mapping.put({mapping_key, identity.content_tree, container, spec.labels[label::stage_key], stages::utc_now()});
-  write_mapping(c.comp, mapping, request.invoker);
+  check_mounts(client, container, {{store->path(), store->fd()}, {dir, prep->c.comp.fd->get()}});
+  mapping.put({prep->mapping_key, prep->identity.content_tree, container, spec.labels[label::stage_key], stages::utc_now()});
+  write_mapping(prep->c.comp, mapping, request.invoker);
   return container;
 }
 
@@ -590,8 +612,8 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   // The call's own token: the caller's, and the command's timeout.
   docker::Cancellation cancel;
   auto linked = caller_cancel.on_cancel([&cancel] { cancel.cancel(); });
-  const DockerConf& conf = c.comp.conf;
-  const std::string& dir = c.comp.dir;
+  const DockerConf& conf = prep->c.comp.conf;
+  const std::string& dir = prep->c.comp.dir;
   const HostSettings& host = request.host;
   const std::string& gfs = store->path();
   auto cancelled = [&] {
@@ -600,21 +622,21 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
     return false;
   };
 
-  std::vector<std::string> env = {"COMPDIR=" + dir, "GFSDIR=" + gfs, "CE_COMMIT=" + identity.commit};
+  std::vector<std::string> env = {"COMPDIR=" + dir, "GFSDIR=" + gfs, "CE_COMMIT=" + prep->identity.commit};
   stages::ApplyOptions options;
-  options.computation = c.comp.name;
+  options.computation = prep->c.comp.name;
   options.compdir = dir;
   options.env = env;
   options.lock_dir = host.lock_dir;
   options.keep = request.keep_build_container ? stages::KeepBuildContainer::on_failure : stages::KeepBuildContainer::no;
   options.memory_bytes = conf.memory_bytes;
   options.pids = conf.pids;
-  options.check_container = [&](const std::string& id) { check_mounts(client, id, {{dir, c.comp.fd->get()}}); };
+  options.check_container = [&](const std::string& id) { check_mounts(client, id, {{dir, prep->c.comp.fd->get()}}); };
   options.cancel = &cancel;
   stages::Fd locks = private_lock_dir(host.lock_dir);
   stages::ApplyResult applied;
   try {
-    applied = stages::apply_stages(client, c.script, plan, options, *this);
+    applied = stages::apply_stages(client, prep->c.script, plan, options, *this);
   } catch (const docker::Cancelled&) {
     return cancelled();
   }
@@ -633,7 +655,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   // The GFS is read-only in the container: only ce-run writes there. A
   // command writes its outputs into the container's staging directory,
   // which only root on the host can reach (gfs.h, docs/security.md).
-  std::string staging = staging_key(dir, mapping_key);
+  std::string staging = staging_key(dir, prep->mapping_key);
   spec.binds = {{gfs, gfs, docker::Access::read_only},
                 {dir, dir, docker::Access::read_only},
                 {container_staging_dir(host.staging_root, staging), staging_in_container, docker::Access::read_write},
@@ -642,7 +664,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   spec.nano_cpus = conf.nano_cpus;
   spec.memory_bytes = conf.memory_bytes;
   spec.pids_limit = conf.pids;
-  spec.labels = run_container_labels(c.comp.name, dir, mapping_key, identity.content_tree, final_key, staging);
+  spec.labels = run_container_labels(prep->c.comp.name, dir, prep->mapping_key, prep->identity.content_tree, final_key, staging);
 
   stages::Supervision supervision{supervisor_in_container, &cancel};
   std::string container;
@@ -652,12 +674,12 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
     auto lock = take_lock(locks.get(), lock_name, host.lock_dir + "/" + lock_name,
                           "another ce-run setting up this computation's container", Level::debug, cancel);
     if (!lock) return cancelled();
-    exclude_from_git(identity, request.invoker);
+    exclude_from_git(prep->identity, request.invoker);
     container = commit_container(client, spec, supervisor, result.facts.container_created);
     result.facts.container_id = container;
     end_phase(phase::container);
     std::vector<const stages::Step*> everytime;
-    for (const auto& s : c.script.steps)
+    for (const auto& s : prep->c.script.steps)
       if (s.kind == stages::StepKind::everytime) everytime.push_back(&s);
     if (!everytime.empty()) {
       // A ce-run killed during its everytime steps: its supervisor is
@@ -669,7 +691,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
       noted_lock = lock.get();
       noted_container = container;
       try {
-        stages::run_everytime_steps(client, container, c.script, everytime, shell, env, *this, &supervision,
+        stages::run_everytime_steps(client, container, prep->c.script, everytime, shell, env, *this, &supervision,
                                     conf.network == "none"
                                         ? "\nthe computation's container has no network (docker.conf network = "
                                           "\"none\"); if the step needs it, move it into a stage or set network = "
@@ -701,8 +723,8 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
     call_lock = take_lock(call_locks.get(), call->inputs_key(), call->lock_path(),
                           "another ce-run computing the same call", Level::info, cancel);
     if (!call_lock) return cancelled();
-    if (call->done()) {  // another ce-run computed it while we waited
-      outputs(OutputStatus::cached);
+    if (auto done = call->done()) {  // another ce-run computed it while we waited
+      outputs(OutputStatus::cached, &*done);
       finish(Outcome::cached);
       return false;
     }
@@ -713,9 +735,22 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
     call->store_inputs();
     staged.emplace(host.staging_root, staging, call->staging_name(), user);
     for (const auto& f : call->inputs()) argv.push_back(f.stored);
-    for (std::size_t k = 0; k < contract->outputs.size(); ++k)
+    for (std::size_t k = 0; k < prep->contract->outputs.size(); ++k)
       argv.push_back(staged->container_path() + "/" + output_number(k));
   }
+  // The command's output goes to the caller and, for a GFS call, into its
+  // log beside the record (ce-run log).
+  std::optional<CallLog> log;
+  auto keep_log = [&] {
+    log->keep();
+    result.stdout_log = call->log_path(LogStream::out);
+    result.stderr_log = call->log_path(LogStream::err);
+  };
+  if (call) log.emplace(*call);
+  docker::OutputSink tee = [&](docker::StreamKind kind, std::string_view bytes) {
+    if (log) log->append(kind == docker::StreamKind::stderr_stream ? LogStream::err : LogStream::out, bytes);
+    sink(kind, bytes);
+  };
   docker::ExecSpec exec;
   exec.cmd = argv;
   exec.env = env;
@@ -725,7 +760,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   int code = 0;
   try {
     code = client.run_supervised_exec(
-        container, exec, supervisor_in_container, sink,
+        container, exec, supervisor_in_container, tee,
         [&](const std::string& id) {
           if (call_lock) call_lock->set_note(exec_note(container, id));
           timer.arm();
@@ -750,6 +785,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
     std::string what = "the command ran longer than docker.conf's timeout (" + std::to_string(conf.timeout_seconds) +
                        " s) and was stopped";
     if (call) outputs(OutputStatus::missing);
+    if (log) keep_log();
     finish(Outcome::timed_out, call ? kept_message(what, *staged) : what, code);
     return false;
   }
@@ -781,6 +817,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   }
   if (code != 0) {
     outputs(OutputStatus::missing);
+    keep_log();
     finish(Outcome::command_failed, kept_message(argv.front() + " exited with " + std::to_string(code), *staged),
            code);
     return false;
@@ -791,15 +828,15 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   record.end = stages::utc_now();
   record.seconds = seconds_since(started);
   record.computation_id = result.facts.id;
-  record.commit = identity.commit;
-  record.tree = identity.content_tree;
+  record.commit = prep->identity.commit;
+  record.tree = prep->identity.content_tree;
   record.dirty = result.facts.dirty;
   record.base_image_id = base.id;
   record.final_key = final_key;
   record.host = stages::host_name();
   record.compdir = dir;
   try {
-    call->promote(*staged, record);
+    record = call->promote(*staged, record);
   } catch (const std::exception& e) {
     outputs(OutputStatus::missing);
     finish(Outcome::failed, kept_message(e.what(), *staged));
@@ -810,8 +847,9 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   } catch (const std::exception& e) {
     events.note(Level::warning, std::string(e.what()) + "; ce-run gc removes it");
   }
+  keep_log();
   end_phase(phase::filing);
-  outputs(OutputStatus::computed);
+  outputs(OutputStatus::computed, &record);
   finish(Outcome::computed);
   return false;
 }
@@ -836,7 +874,13 @@ void CallPipeline::verify() {
   state_->guarded([&] { return state_->verify(); });
 }
 const CallResult& CallPipeline::result() const { return state_->result; }
-const stages::SetupScript& CallPipeline::script() const { return state_->c.script; }
+std::vector<std::string> CallPipeline::output_paths() const {
+  std::vector<std::string> paths;
+  for (std::size_t k = 0; state_->call && k < state_->prep->contract->outputs.size(); ++k)
+    paths.push_back(state_->call->output_path(k));
+  return paths;
+}
+const stages::SetupScript& CallPipeline::script() const { return state_->prep->c.script; }
 
 CallResult run_call(const CallRequest& request, docker::Client& client, CallEvents& events,
                     const docker::OutputSink& sink, docker::Cancellation& cancel) {

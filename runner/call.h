@@ -29,7 +29,10 @@
 
 #include "docker/cancellation.h"
 #include "docker/client.h"
+#include "runner/compdir.h"
 #include "runner/docker_conf.h"
+#include "runner/gfs.h"
+#include "runner/git_identity.h"
 #include "runner/invoker.h"
 #include "runner/report.h"
 #include "stages/stage_engine.h"
@@ -52,8 +55,14 @@ enum class DirtyPolicy { refuse, allow };          // uncommitted changes in COM
 enum class StartPolicy { fresh, from_ancestor };   // a new commit's container: from the stages, or a snapshot
 enum class CallMode { run, dry_run, verify };
 
+struct PreparedComputation;
+
 struct CallRequest {
   std::string compdir;               // as the user named it: messages say it so
+  // What an earlier prepare_computation() learnt of COMPDIR: prepare then
+  // loads and identifies nothing again (a task's calls of one computation
+  // share it). Must be of this compdir, invoker, command and dirty policy.
+  std::shared_ptr<const PreparedComputation> computation;
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // empty: the computation's exec
   DirtyPolicy dirty = DirtyPolicy::refuse;
@@ -88,6 +97,7 @@ const char* to_string(OutputStatus status);
 struct OutputState {
   std::string name, path;
   OutputStatus status = OutputStatus::missing;
+  std::string sha256;  // from the call's record: cached, computed or verified
 };
 
 struct CallResult {
@@ -98,8 +108,31 @@ struct CallResult {
   std::vector<std::string> problems;  // verify: each difference found
   std::string plan_container;  // a dry run: what would happen to the commit's container
   std::vector<std::string> argv;  // the command run (or to run)
+  // Where the command's standard output and error are kept in the GFS
+  // (a GFS call that ran its command: computed, failed or timed out).
+  std::string stdout_log, stderr_log;
   ReportFacts facts;
 };
+
+// What prepare learns of COMPDIR, whatever the inputs: the loaded
+// computation, its contract and command, and its commit.
+struct PreparedComputation {
+  Computation c;
+  std::optional<CallContract> contract;  // a CompEval computation's
+  std::vector<std::string> argv;         // the command, without the inputs
+  std::string no_command;                // why there is none to run (then argv is empty)
+  Outcome no_command_outcome = Outcome::no_exec;
+  GitIdentity identity;
+  std::string id;           // computation_id(identity)
+  std::string mapping_key;  // container_mapping.h
+  double load_seconds = 0, identity_seconds = 0;
+};
+
+// Loads COMPDIR (docker.conf, docker-setup.sh, the contract) and identifies
+// its commit, as the first step of a call does. Throws std::runtime_error
+// with what to do (also for uncommitted changes the request refuses, and
+// a missing exec unless the request is a dry run).
+std::shared_ptr<const PreparedComputation> prepare_computation(const CallRequest& request);
 
 // What a call reports while it works. Steps report through StepObserver.
 enum class Level { debug, info, warning };
@@ -136,6 +169,9 @@ class CallPipeline {
 
   const CallResult& result() const;
   const stages::SetupScript& script() const;  // after prepare
+  // After prepare: where a GFS call's outputs are (or will be), in order;
+  // empty for a call that is not a GFS call.
+  std::vector<std::string> output_paths() const;
 
   struct State;
 

@@ -85,6 +85,10 @@ std::string number(std::size_t k) {  // KK, in a call's directory and in its sta
 }
 const char* const records = "done";  // c_NAME/CID12/done/INS
 const char* const locks = ".locks";  // c_NAME/CID12/.locks/INS
+const char* const logs = "logs";     // c_NAME/CID12/logs/INS.stdout, INS.stderr
+std::string log_name(const std::string& ins, LogStream stream) {
+  return ins + (stream == LogStream::out ? ".stdout" : ".stderr");
+}
 std::string stored_input_dir(const std::string& sha1) { return "tinputs/" + sha1.substr(0, 2); }  // tinputs/H2
 std::string stored_input_name(const std::string& sha1) { return sha1.substr(2, 10); }             // H10
 std::string stored_input(const std::string& sha1) { return stored_input_dir(sha1) + "/" + stored_input_name(sha1); }
@@ -117,6 +121,13 @@ std::string sha1_file(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
   return sha1_fd(fd.get(), path);
+}
+
+std::string arity_message(const std::vector<std::string>& names, std::size_t given) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return "expected " + std::to_string(names.size()) + " input" + (names.size() == 1 ? "" : "s") +
+         (list.empty() ? "" : " (" + list + ")") + ", got " + std::to_string(given);
 }
 
 std::optional<CallContract> read_contract(int compdir, const std::string& compdir_path, const std::string& shown) {
@@ -261,40 +272,104 @@ std::optional<CallRecord> parse_record(const std::string& text, std::string* pro
   return r;
 }
 
+InputFile open_input(const Gfs& gfs, const std::string& name, const std::string& given, const Invoker& invoker,
+                     const std::string& which) {
+  InputFile f;
+  f.name = name;
+  f.path = fs::absolute(given).lexically_normal().string();
+  // A file ce-run filed in this GFS (c_NAME/..., tinputs/...): its own, read
+  // through the GFS's descriptors and passed to the command where it is.
+  fs::path below = fs::path(f.path).lexically_relative(gfs.path());
+  if (!below.empty() && (below.begin()->string().rfind("c_", 0) == 0 || *below.begin() == "tinputs") &&
+      std::none_of(below.begin(), below.end(), [](const fs::path& p) { return p == ".." || p == "."; })) {
+    Fd dir = gfs.dir(below.parent_path().string(), Create::no);
+    Fd fd = dir ? stages::open_regular_at(dir.get(), below.filename().string(), f.path) : Fd();
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_uid != owner())
+      throw std::runtime_error(which + " is not a file that ce-run filed in the GFS");
+    f.sha1 = sha1_fd(fd.get(), f.path);
+    f.fd = std::make_shared<Fd>(std::move(fd));
+    f.stored = f.path;
+    f.in_gfs = true;
+    return f;
+  }
+  // Opened as the user would open it: root's rights never read an input.
+  Fd fd;
+  try {
+    fd = open_as_invoker(invoker, f.path, O_RDONLY | O_NONBLOCK);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(which + " is not a readable regular file (" + e.what() + ")");
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw std::runtime_error(which + " is not a readable regular file (" +
+                             (S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket") + ")");
+  if (on_pseudo_file_system(fd.get()))
+    throw std::runtime_error(which + " is not a readable regular file (a file of the kernel's /proc or /sys, "
+                                     "not of a disk)");
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  f.sha1 = sha1_fd(fd.get(), f.path);
+  f.fd = std::make_shared<Fd>(std::move(fd));
+  f.stored = (fs::path(gfs.path()) / stored_input(f.sha1)).string();
+  return f;
+}
+
+bool input_stored(const Gfs& gfs, const InputFile& f) {
+  if (f.in_gfs) return true;
+  Fd dir = gfs.dir(stored_input_dir(f.sha1), Create::no);
+  struct stat st {};
+  return dir && ::fstatat(dir.get(), stored_input_name(f.sha1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISREG(st.st_mode) && st.st_uid == owner();
+}
+
+void store_input(const Gfs& gfs, const InputFile& f, const std::string& which) {
+  if (f.in_gfs) return;  // filed already
+  Fd dir = gfs.dir(stored_input_dir(f.sha1), Create::yes);
+  std::string name = stored_input_name(f.sha1);
+  struct stat st {};
+  if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISREG(st.st_mode) || st.st_uid != owner())
+      throw std::runtime_error(f.stored + " is not a file ce-run stored; remove it and run again");
+    Fd existing = stages::open_regular_at(dir.get(), name, f.stored);
+    std::string held = existing ? sha1_fd(existing.get(), f.stored) : std::string();
+    if (held == f.sha1) return;
+    throw NameCollision("the GFS holds another file as " + f.stored + " (SHA-1 " + held + ") than " + which +
+                        " (SHA-1 " + f.sha1 +
+                        "); their SHA-1s share the 12 digits that name it. ce-run never files one for the other; "
+                        "use another GFS for this call");
+  }
+  auto temp = stages::make_temp_at(dir.get(), ".tmp." + name + ".", 0444, f.stored);
+  Poco::SHA1Engine engine;
+  int error = stages::copy_fd(f.fd->get(), temp.fd.get(),
+                              [&](const char* data, std::size_t n) { engine.update(data, static_cast<unsigned>(n)); });
+  if (error == 0 && ::fsync(temp.fd.get()) != 0) error = errno;
+  if (error == 0 && ::close(temp.fd.release()) != 0) error = errno;
+  if (error != 0) {
+    ::unlinkat(dir.get(), temp.name.c_str(), 0);  // a half-copied input must not stay behind
+    throw std::runtime_error("cannot store " + which + " in the GFS: " + std::strerror(error) +
+                             space_hint(error, gfs.path()));
+  }
+  if (Poco::DigestEngine::digestToHex(engine.digest()) != f.sha1) {
+    ::unlinkat(dir.get(), temp.name.c_str(), 0);
+    throw std::runtime_error(which + " changed while it was being stored; run again");
+  }
+  // Atomic; a concurrent copy of the same content is the same file.
+  if (::renameat(dir.get(), temp.name.c_str(), dir.get(), name.c_str()) != 0) {
+    int e = errno;
+    ::unlinkat(dir.get(), temp.name.c_str(), 0);
+    throw std::runtime_error("cannot store " + which + " in the GFS: " + std::strerror(e));
+  }
+}
+
 Call::Call(const Gfs& gfs, const std::string& name, const std::string& computation_id,
            const CallContract& contract, const std::vector<std::string>& input_paths, const Invoker& invoker)
     : gfs_(&gfs), name_(name), cid_(computation_id.substr(0, 12)), contract_(contract) {
-  if (input_paths.size() != contract.inputs.size()) {
-    std::string names;
-    for (const auto& n : contract.inputs) names += (names.empty() ? "" : ", ") + n;
-    throw std::runtime_error("expected " + std::to_string(contract.inputs.size()) + " input" +
-                             (contract.inputs.size() == 1 ? "" : "s") + (names.empty() ? "" : " (" + names + ")") +
-                             ", got " + std::to_string(input_paths.size()));
-  }
+  if (input_paths.size() != contract.inputs.size())
+    throw std::runtime_error(arity_message(contract.inputs, input_paths.size()));
   for (std::size_t i = 0; i < input_paths.size(); ++i) {
-    InputFile f;
-    f.name = contract.inputs[i];
-    f.path = fs::absolute(input_paths[i]).lexically_normal().string();
-    std::string which = "input " + std::to_string(i + 1) + " (" + f.name + "): " + input_paths[i];
-    // Opened as the user would open it: root's rights never read an input.
-    Fd fd;
-    try {
-      fd = open_as_invoker(invoker, f.path, O_RDONLY | O_NONBLOCK);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(which + " is not a readable regular file (" + e.what() + ")");
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-      throw std::runtime_error(which + " is not a readable regular file (" +
-                               (S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket") + ")");
-    if (on_pseudo_file_system(fd.get()))
-      throw std::runtime_error(which + " is not a readable regular file (a file of the kernel's /proc or /sys, "
-                                       "not of a disk)");
-    int flags = ::fcntl(fd.get(), F_GETFL);
-    if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
-    f.sha1 = sha1_fd(fd.get(), f.path);
-    f.fd = std::make_shared<Fd>(std::move(fd));
-    f.stored = (fs::path(gfs.path()) / stored_input(f.sha1)).string();
+    InputFile f = open_input(gfs, contract.inputs[i], input_paths[i], invoker,
+                             "input " + std::to_string(i + 1) + " (" + contract.inputs[i] + "): " + input_paths[i]);
     ins_ += (ins_.empty() ? "" : "_") + f.sha1.substr(0, 12);
     inputs_.push_back(std::move(f));
   }
@@ -319,6 +394,78 @@ std::string Call::staging_name() const {
 }
 
 std::string output_number(std::size_t k) { return number(k); }
+
+std::string output_path_of(const Gfs& gfs, const std::string& name, const std::string& computation_id,
+                           std::size_t k, const std::vector<std::optional<std::string>>& input_sha1s) {
+  std::string ins;
+  for (const auto& s : input_sha1s) ins += (ins.empty() ? "" : "_") + (s ? s->substr(0, 12) : std::string("???"));
+  if (ins.empty()) ins = "none";
+  return (fs::path(gfs.path()) / call_dir_of(name, computation_id.substr(0, 12)) / number(k) / ins).string();
+}
+
+std::string Call::log_path(LogStream stream) const {
+  return (fs::path(gfs_->path()) / relative_dir() / logs / log_name(ins_, stream)).string();
+}
+
+std::optional<std::string> read_gfs_file(const Gfs& gfs, const std::string& path, std::size_t limit) {
+  fs::path below = fs::path(path).lexically_normal().lexically_relative(gfs.path());
+  if (below.empty() || std::any_of(below.begin(), below.end(), [](const fs::path& p) { return p == ".." || p == "."; }))
+    return std::nullopt;
+  Fd dir = gfs.dir(below.parent_path().string(), Create::no);
+  Fd fd = dir ? stages::open_regular_at(dir.get(), below.filename().string(), path) : Fd();
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_uid != owner()) return std::nullopt;
+  off_t from = st.st_size > static_cast<off_t>(limit) ? st.st_size - static_cast<off_t>(limit) : 0;
+  std::string text(static_cast<std::size_t>(st.st_size - from), '\0');
+  ssize_t n = ::pread(fd.get(), text.data(), text.size(), from);
+  text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return text;
+}
+
+CallLog::CallLog(const Call& call, std::size_t limit) : limit_(limit) {
+  dir_ = call.gfs_->dir(call.relative_dir() + "/" + logs, Create::yes);
+  ins_ = call.ins_;
+  shown_ = call.log_path(LogStream::out);
+  for (auto stream : {LogStream::out, LogStream::err})
+    files_[static_cast<int>(stream)].temp =
+        stages::make_temp_at(dir_.get(), ".tmp." + log_name(ins_, stream) + ".", 0444, shown_);
+}
+
+CallLog::~CallLog() {
+  for (auto& f : files_)
+    if (!f.temp.name.empty()) ::unlinkat(dir_.get(), f.temp.name.c_str(), 0);
+}
+
+void CallLog::append(LogStream stream, std::string_view bytes) {
+  File& f = files_[static_cast<int>(stream)];
+  if (f.cut || !f.temp.fd) return;
+  std::string_view part = bytes.substr(0, std::min(bytes.size(), limit_ - f.size));
+  std::string text(part);
+  if (part.size() < bytes.size()) {
+    text += "\n[ce-run: the rest of this output was not kept: more than " + std::to_string(limit_) + " bytes]\n";
+    f.cut = true;
+  }
+  for (std::size_t done = 0; done < text.size();) {
+    ssize_t n = ::write(f.temp.fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // a log is a help, not a result: a full disk ends it
+      f.cut = true;
+      return;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  f.size += part.size();
+}
+
+void CallLog::keep() {
+  for (auto stream : {LogStream::out, LogStream::err}) {
+    File& f = files_[static_cast<int>(stream)];
+    if (f.temp.name.empty()) continue;
+    f.temp.fd = Fd();
+    std::string name = log_name(ins_, stream);
+    if (::renameat(dir_.get(), f.temp.name.c_str(), dir_.get(), name.c_str()) == 0) f.temp.name.clear();
+  }
+}
 
 std::optional<CallRecord> Call::done(std::string* problem) const {
   auto fail = [&](const std::string& why) -> std::optional<CallRecord> {
@@ -365,47 +512,11 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
 }
 
 void Call::store_inputs() const {
-  for (std::size_t i = 0; i < inputs_.size(); ++i) {
-    const auto& f = inputs_[i];
-    Fd dir = gfs_->dir(stored_input_dir(f.sha1), Create::yes);
-    std::string name = stored_input_name(f.sha1);
-    struct stat st {};
-    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      if (!S_ISREG(st.st_mode) || st.st_uid != owner())
-        throw std::runtime_error(f.stored + " is not a file ce-run stored; remove it and run again");
-      Fd existing = stages::open_regular_at(dir.get(), name, f.stored);
-      std::string held = existing ? sha1_fd(existing.get(), f.stored) : std::string();
-      if (held == f.sha1) continue;
-      throw NameCollision("the GFS holds another file as " + f.stored + " (SHA-1 " + held + ") than input " +
-                          std::to_string(i + 1) + " (" + f.name + "): " + f.path + " (SHA-1 " + f.sha1 +
-                          "); their SHA-1s share the 12 digits that name it. ce-run never files one for the other; "
-                          "use another GFS for this call");
-    }
-    auto temp = stages::make_temp_at(dir.get(), ".tmp." + name + ".", 0444, f.stored);
-    Poco::SHA1Engine engine;
-    int error = stages::copy_fd(f.fd->get(), temp.fd.get(),
-                                [&](const char* data, std::size_t n) { engine.update(data, static_cast<unsigned>(n)); });
-    if (error == 0 && ::fsync(temp.fd.get()) != 0) error = errno;
-    if (error == 0 && ::close(temp.fd.release()) != 0) error = errno;
-    if (error != 0) {
-      ::unlinkat(dir.get(), temp.name.c_str(), 0);  // a half-copied input must not stay behind
-      throw std::runtime_error("cannot store input " + f.name + " (" + f.path + ") in the GFS: " +
-                               std::strerror(error) + space_hint(error, gfs_->path()));
-    }
-    if (Poco::DigestEngine::digestToHex(engine.digest()) != f.sha1) {
-      ::unlinkat(dir.get(), temp.name.c_str(), 0);
-      throw std::runtime_error("input " + f.name + " (" + f.path + ") changed while it was being stored; run again");
-    }
-    // Atomic; a concurrent copy of the same content is the same file.
-    if (::renameat(dir.get(), temp.name.c_str(), dir.get(), name.c_str()) != 0) {
-      int e = errno;
-      ::unlinkat(dir.get(), temp.name.c_str(), 0);
-      throw std::runtime_error("cannot store input " + f.name + " in the GFS: " + std::strerror(e));
-    }
-  }
+  for (std::size_t i = 0; i < inputs_.size(); ++i)
+    store_input(*gfs_, inputs_[i], "input " + std::to_string(i + 1) + " (" + inputs_[i].name + "): " + inputs_[i].path);
 }
 
-void Call::promote(const StagedCall& staging, CallRecord record) const {
+CallRecord Call::promote(const StagedCall& staging, CallRecord record) const {
   record.outputs.clear();
   Fd dir = call_dir(Create::yes);
   struct Filed {
@@ -458,6 +569,7 @@ void Call::promote(const StagedCall& staging, CallRecord record) const {
   for (const auto& f : inputs_) record.inputs.emplace_back(f.name, f.sha1);
   Fd done_dir = stages::open_directory_at(dir.get(), records, Create::yes, 0755, owner(), record_path());
   stages::write_atomically_at(done_dir.get(), ins_, format_record(record), 0444, record_path());
+  return record;
 }
 
 std::vector<std::string> Call::verify() const {

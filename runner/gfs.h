@@ -35,6 +35,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runner/invoker.h"
@@ -48,6 +49,10 @@ struct CallContract {
   std::vector<std::string> outputs;  // from `outputs`
   std::string exec;                  // the executable's path
 };
+
+// "expected 2 inputs (a, b), got 1": when a call, or a task, is given
+// another number of inputs than it names.
+std::string arity_message(const std::vector<std::string>& names, std::size_t given);
 
 // nullopt when COMPDIR has no `outputs` (or `compeval-outputs`) file: not a
 // CompEval computation, its exec just gets the arguments. The files are
@@ -121,9 +126,22 @@ struct InputFile {
   std::string name;  // symbolic
   std::string path;  // as given, made absolute
   std::string sha1;  // 40 hex digits
-  std::string stored;  // GFSDIR/tinputs/H2/H10
+  std::string stored;  // GFSDIR/tinputs/H2/H10, or the GFS output it is
   std::shared_ptr<stages::Fd> fd;  // opened with the invoker's rights
+  bool in_gfs = false;  // an output filed in this GFS: used where it is, never copied
 };
+
+// Opens and hashes an input (`which` names it in errors): a file ce-run
+// filed in this GFS (GFSDIR/c_NAME/..., GFSDIR/tinputs/...) through the
+// GFS's descriptors, as its own, used where it is; anything else with the invoker's rights, a regular
+// file on a disk (not a device, a FIFO or a file of /proc).
+InputFile open_input(const Gfs& gfs, const std::string& name, const std::string& path, const Invoker& invoker,
+                     const std::string& which);
+// Whether the input's copy is in tinputs/ (or it is a GFS output).
+bool input_stored(const Gfs& gfs, const InputFile& input);
+// Copies the input to tinputs/ once, atomically; one already there is
+// compared in full (NameCollision when it differs).
+void store_input(const Gfs& gfs, const InputFile& input, const std::string& which);
 
 struct OutputRecord {
   std::string name;
@@ -146,6 +164,33 @@ struct CallRecord {
 std::string format_record(const CallRecord& record);
 // nullopt, with the reason, for a record that is damaged or of another version.
 std::optional<CallRecord> parse_record(const std::string& text, std::string* problem = nullptr);
+
+enum class LogStream { out, err };
+
+// The command's standard output and error as it runs, into temporary files
+// beside the call's record; keep() puts them in place of the call's
+// previous logs (atomically), else they are removed. Each is cut at
+// `limit` bytes with a line saying so.
+class CallLog {
+ public:
+  explicit CallLog(const class Call& call, std::size_t limit = std::size_t{64} << 20);
+  ~CallLog();
+  CallLog(const CallLog&) = delete;
+  CallLog& operator=(const CallLog&) = delete;
+  void append(LogStream stream, std::string_view bytes);
+  void keep();
+
+ private:
+  struct File {
+    stages::TempFile temp;
+    std::size_t size = 0;
+    bool cut = false;
+  };
+  stages::Fd dir_;
+  std::string ins_, shown_;
+  std::size_t limit_;
+  File files_[2];
+};
 
 // The result of another call under this call's name: inputs whose SHA-1s
 // share the 12 digits of the name. Never a result of this call.
@@ -181,9 +226,15 @@ class Call {
   // is compared in full.
   void store_inputs() const;
   // Copies the staged outputs (regular files with one link, never followed)
-  // into place, read-only, then writes the record (both atomic). Throws
-  // naming a missing or refused output; then nothing is filed.
-  void promote(const StagedCall& staging, CallRecord record) const;
+  // into place, read-only, then writes the record (both atomic) and
+  // returns it. Throws naming a missing or refused output; then nothing is
+  // filed.
+  CallRecord promote(const StagedCall& staging, CallRecord record) const;
+
+  // What the latest run of the call's command wrote, kept beside its
+  // record (CallLog): the path, and the last `limit` bytes (nullopt when
+  // there is none).
+  std::string log_path(LogStream stream) const;
 
   // Re-hashes the outputs against the record: the differences, empty if none.
   std::vector<std::string> verify() const;
@@ -192,6 +243,7 @@ class Call {
   std::string withdraw_record() const;
 
  private:
+  friend class CallLog;
   stages::Fd call_dir(stages::Create create) const;
   std::string relative_dir() const;
 
@@ -200,6 +252,18 @@ class Call {
   CallContract contract_;
   std::vector<InputFile> inputs_;
 };
+
+// The last `limit` bytes of a file ce-run filed in the GFS (`path` is
+// below it: an output or a log), read through the GFS's descriptors;
+// nullopt when it is not there.
+std::optional<std::string> read_gfs_file(const Gfs& gfs, const std::string& path,
+                                         std::size_t limit = std::size_t{1} << 20);
+
+// The path output k of a call would have when some of its inputs are not
+// known yet: each input's 12 digits of `input_sha1s`, "???" for one that
+// is nullopt (ce-run -n, as CompEval showed it).
+std::string output_path_of(const Gfs& gfs, const std::string& name, const std::string& computation_id,
+                           std::size_t k, const std::vector<std::optional<std::string>>& input_sha1s);
 
 // An output's number KK in the layout: "00", "01", ...
 std::string output_number(std::size_t k);

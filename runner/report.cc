@@ -25,6 +25,16 @@ Poco::Dynamic::Var text_or_null(const std::string& s) {
 }  // namespace
 
 std::string report_json(const CallResult& result, int exit_code) {
+  return report_text(report_object(result, exit_code));
+}
+
+std::string report_text(const Poco::JSON::Object::Ptr& report) {
+  std::ostringstream out;
+  report->stringify(out, 2);
+  return out.str() + "\n";
+}
+
+Poco::JSON::Object::Ptr report_object(const CallResult& result, int exit_code) {
   const ReportFacts& f = result.facts;
   Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
   root->set("version", 1);
@@ -74,6 +84,7 @@ std::string report_json(const CallResult& result, int exit_code) {
     output->set("path", o.path);
     // The report's words: a result found (or verified) is "cached".
     output->set("status", std::string(to_string(o.status == OutputStatus::verified ? OutputStatus::cached : o.status)));
+    output->set("sha256", text_or_null(o.sha256));
     outputs_list->add(output);
   }
   root->set("outputs", outputs_list);
@@ -84,9 +95,11 @@ std::string report_json(const CallResult& result, int exit_code) {
   Poco::JSON::Object::Ptr timings = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const auto& [phase, phase_seconds] : f.phases) timings->set(phase, phase_seconds);
   root->set("phases", timings);
-  std::ostringstream out;
-  root->stringify(out, 2);
-  return out.str() + "\n";
+  Object::Ptr logs = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  logs->set("stdout", text_or_null(result.stdout_log));
+  logs->set("stderr", text_or_null(result.stderr_log));
+  root->set("logs", logs);
+  return root;
 }
 
 void write_report(const std::string& path, const std::string& text, const Invoker& invoker) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <Poco/JSON/Object.h>
+
 #include "runner/invoker.h"
 
 namespace ce::runner {
@@ -58,6 +60,10 @@ struct CallResult;
 // The report of a call that ended with the process exit code `exit_code`
 // (the caller's mapping of the outcome): JSON, schema version 1.
 std::string report_json(const CallResult& result, int exit_code);
+// The same as an object (a task's report holds one per call).
+Poco::JSON::Object::Ptr report_object(const CallResult& result, int exit_code);
+// The JSON text of a report object, as report_json writes it.
+std::string report_text(const Poco::JSON::Object::Ptr& report);
 
 // Writes `text` atomically with the invoker's rights (the path is theirs
 // to choose); throws naming the path.

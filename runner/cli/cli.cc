@@ -11,6 +11,8 @@
 
 #include "runner/cli/run_command.h"
 #include "runner/cli/subcommands.h"
+#include "runner/cli/task_command.h"
+#include "runner/task.h"
 
 namespace ce::runner {
 
@@ -20,9 +22,13 @@ namespace {
 
 const char* const usage_text =
     "usage: ce-run [OPTIONS] COMPDIR [INPUT...] [-- COMMAND [ARG...]]\n"
+    "       ce-run [OPTIONS] TASKDIR [INPUT...]\n"
     "       ce-run lint|status|why COMPDIR\n"
     "       ce-run shell COMPDIR [-- COMMAND [ARG...]]\n"
     "       ce-run gc [-n] [--keep N] [--results] [--gfs DIR] COMPDIR\n"
+    "       ce-run sym TASKDIR\n"
+    "       ce-run graph [-o FILE] [--gfs DIR] TASKDIR [INPUT...]\n"
+    "       ce-run log [--gfs DIR] TASKDIR NODE [INPUT...]\n"
     "\n"
     "Runs the computation in COMPDIR in a container of the base image named by\n"
     "COMPDIR/docker.conf, after applying the setup stages of COMPDIR/docker-setup.sh\n"
@@ -30,9 +36,17 @@ const char* const usage_text =
     "bind-mounted read-only at its own path. With -- COMMAND, runs that command\n"
     "instead of COMPDIR/exec.\n"
     "\n"
+    "A TASKDIR (a directory with workflow/) is a CompEval task: its calls run as a\n"
+    "graph, each distinct call once, up to -j at once (docs/workflows.md).\n"
+    "\n"
     "options:\n"
     "  -n, --dry-run            show the plan (stages cached or to build); build\n"
-    "                           and run nothing\n"
+    "                           and run nothing; exit 3 if something would be\n"
+    "                           computed\n"
+    "  -j, --jobs N             a task: run up to N calls at once (default: the\n"
+    "                           number of cores)\n"
+    "      --fail-fast          a task: start no call after the first failure\n"
+    "      --junit FILE         a task: write a JUnit XML file of its calls\n"
     "      --gfs DIR            the global file storage (default: $GFSDIR, else\n"
     "                           /var/lib/ce-run/gfs), mounted read-write at DIR\n"
     "      --report FILE        write a JSON report of the run to FILE (also when\n"
@@ -56,8 +70,13 @@ const char* const usage_text =
     "  gc      remove containers and stage images not needed by the --keep N\n"
     "          (default 3) most recent commits, staging directories of dead\n"
     "          calls, with --results GFS results no branch reaches; -n lists only\n"
+    "  sym     the task as CompEval's ce-sym printed it\n"
+    "  graph   the task's graph of calls in Graphviz dot, with each call's state\n"
+    "          when given the inputs; -o FILE.svg|.png|.pdf renders it\n"
+    "  log     the standard output and error of a task node's call\n"
     "\n"
-    "exit status: the computation's own; 125 when ce-run or a setup step fails,\n"
+    "exit status: the computation's own (a task: 0 when every output exists, 1\n"
+    "when a call failed); 125 when ce-run or a setup step fails,\n"
     "126 when the command cannot be executed, 127 when it is not found, 124\n"
     "when docker.conf's timeout stopped it, 130/143 when interrupted, 141 when\n"
     "ce-run's standard output was closed.\n"
@@ -103,9 +122,13 @@ struct OptionRule {
 };
 const OptionRule option_rules[] = {
     {"--dry-run", {Action::run, Action::gc}},
-    {"--gfs", {Action::run, Action::gc}},
+    {"--gfs", {Action::run, Action::gc, Action::graph, Action::log}},
     {"--report", {Action::run}},
-    {"--allow-dirty", {Action::run}},
+    {"--jobs", {Action::run}},
+    {"--fail-fast", {Action::run}},
+    {"--junit", {Action::run}},
+    {"-o", {Action::graph}},
+    {"--allow-dirty", {Action::run, Action::graph, Action::log, Action::sym}},
     {"--verify", {Action::run}},
     {"--incremental", {Action::run}},
     {"--keep-build-container", {Action::run}},
@@ -120,6 +143,9 @@ const char* action_name(Action action) {
     case Action::gc: return "gc";
     case Action::why: return "why";
     case Action::shell: return "shell";
+    case Action::log: return "log";
+    case Action::sym: return "sym";
+    case Action::graph: return "graph";
     default: return "a run";
   }
 }
@@ -151,6 +177,7 @@ bool Command::*flag_named(const std::string& name) {
       {"--incremental", &Command::incremental},
       {"--allow-dirty", &Command::allow_dirty},
       {"--keep-build-container", &Command::keep_build_container},
+      {"--fail-fast", &Command::fail_fast},
   };
   for (const auto& [flag, member] : flags)
     if (name == flag) return member;
@@ -187,6 +214,26 @@ Command parse_command_line(const std::vector<std::string>& args) {
     } else if (auto report = option_value(args, i, "--report", "a file: --report FILE")) {
       command.report = *report;
       given.emplace_back("--report", "--report");
+    } else if (a.size() > 2 && a.rfind("-j", 0) == 0 && std::isdigit(static_cast<unsigned char>(a[2]))) {
+      char* end = nullptr;
+      unsigned long n = std::strtoul(a.c_str() + 2, &end, 10);
+      if (*end != '\0' || n == 0 || n > 1024) throw UsageError("-j needs a number of calls from 1 to 1024: -j N");
+      command.jobs = n;
+      given.emplace_back("--jobs", "-j");
+    } else if (auto junit = option_value(args, i, "--junit", "a file: --junit FILE")) {
+      command.junit = *junit;
+      given.emplace_back("--junit", "--junit");
+    } else if (auto out = option_value(args, i, "-o", "a file: -o FILE.svg")) {
+      command.output_file = *out;
+      given.emplace_back("-o", "-o");
+    } else if (std::optional<std::string> jobs;
+               (jobs = option_value(args, i, "-j", "a number of calls: -j N")) ||
+               (jobs = option_value(args, i, "--jobs", "a number of calls: --jobs N"))) {
+      char* end = nullptr;
+      unsigned long n = std::strtoul(jobs->c_str(), &end, 10);
+      if (*end != '\0' || n == 0 || n > 1024) throw UsageError("-j needs a number of calls from 1 to 1024: -j N");
+      command.jobs = n;
+      given.emplace_back("--jobs", "-j");
     } else if (auto keep = option_value(args, i, "--keep", "a number of commits: --keep N")) {
       char* end = nullptr;
       unsigned long n = std::strtoul(keep->c_str(), &end, 10);
@@ -205,13 +252,25 @@ Command parse_command_line(const std::vector<std::string>& args) {
   if (command.action != Command::Action::run) return command;
   static const std::pair<const char*, Command::Action> subcommands[] = {
       {"lint", Command::Action::lint}, {"status", Command::Action::status}, {"gc", Command::Action::gc},
-      {"why", Command::Action::why},   {"shell", Command::Action::shell}};
+      {"why", Command::Action::why},   {"shell", Command::Action::shell},   {"sym", Command::Action::sym},
+      {"graph", Command::Action::graph}, {"log", Command::Action::log}};
   for (const auto& [name, action] : subcommands) {
     if (positional.empty() || positional[0] != name) continue;
     command.action = action;
     positional.erase(positional.begin());
-    if (positional.size() != 1)
-      throw UsageError(std::string(name) + " takes one computation directory: ce-run " + name + " COMPDIR");
+    if (action == Command::Action::log) {
+      if (positional.size() < 2)
+        throw UsageError("log takes a task and one of its nodes: ce-run log TASKDIR NODE [INPUT...]");
+      command.node = positional[1];
+      positional.erase(positional.begin() + 1);
+    } else if (action == Command::Action::graph) {
+      if (positional.empty()) throw UsageError("graph takes a task: ce-run graph TASKDIR [INPUT...]");
+    } else if (positional.size() != 1) {
+      throw UsageError(std::string(name) + " takes one " +
+                       (action == Command::Action::sym ? "task directory: ce-run sym TASKDIR"
+                                                       : std::string("computation directory: ce-run ") + name +
+                                                             " COMPDIR"));
+    }
     if (!command.command.empty() && action != Command::Action::shell)
       throw UsageError(std::string(name) + " takes no command after --");
     break;
@@ -243,7 +302,17 @@ int run(const Command& command) {
       return run_why(command);
     case Command::Action::shell:
       return run_shell(command);
+    case Command::Action::log:
+      return run_log(command);
+    case Command::Action::sym:
+      return run_sym(command);
+    case Command::Action::graph:
+      return run_graph(command);
     case Command::Action::run:
+      if (is_task(command.compdir)) return run_task_command(command);
+      if (command.jobs || command.fail_fast || !command.junit.empty())
+        throw UsageError(command.compdir + " is a computation, not a task (a directory with workflow/): -j, "
+                         "--fail-fast and --junit are a task's options");
       return run_computation(command);
   }
   return exit_code::runner_error;

@@ -16,12 +16,14 @@ constexpr int not_found = 127;
 constexpr int timed_out = 124;      // the command ran past docker.conf's timeout, as timeout(1)
 constexpr int interrupted = 130;    // SIGINT (Ctrl-C); 143 for SIGTERM
 constexpr int output_closed = 141;  // stdout's reader went away, as 128+SIGPIPE
+constexpr int call_failed = 1;      // a task: a call failed (its dependents were skipped)
+constexpr int out_of_date = 3;      // -n: something would be computed
 }  // namespace exit_code
 
 enum class Verbosity { quiet, normal, verbose };
 
 struct Command {
-  enum class Action { run, lint, status, gc, why, shell, help, version };
+  enum class Action { run, lint, status, gc, why, shell, log, sym, graph, help, version };
   Action action = Action::run;
   Verbosity verbosity = Verbosity::normal;
   bool dry_run = false;
@@ -30,10 +32,15 @@ struct Command {
   bool incremental = false;  // --incremental
   bool verify = false;       // --verify
   bool gc_results = false;   // gc --results
+  bool fail_fast = false;    // --fail-fast (a task)
+  std::size_t jobs = 0;      // -j N (a task); 0: the number of cores
+  std::string junit;         // --junit FILE (a task)
+  std::string output_file;   // graph -o FILE
+  std::string node;          // log TASKDIR NODE
   std::string gfs;     // --gfs DIR
   std::string report;  // --report FILE
   std::size_t gc_keep = 3;  // gc --keep N
-  std::string compdir;
+  std::string compdir;  // or TASKDIR
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // after "--"
 };

@@ -46,9 +46,10 @@ int exit_code_for(const CallResult& result) {
   switch (result.outcome) {
     case Outcome::cached:
     case Outcome::computed:
-    case Outcome::planned:
     case Outcome::verified:
       return 0;
+    case Outcome::planned:  // -n: the call would run
+      return exit_code::out_of_date;
     case Outcome::command_failed:
       return result.exit_code;
     case Outcome::timed_out:
