@@ -134,7 +134,7 @@ std::string task_junit_xml(const Task& task, const TaskRun& run, const std::stri
     const TaskCallRun& c = run.calls[i];
     const auto& computation = task.computations[task.calls[i].computation];
     std::string name = first_node(task, i).path;
-    cases << "    <testcase classname=\"" << xml_escaped(computation.name, true) << "\" name=\""
+    cases << "    <testcase classname=\"" << xml_escaped(computation.prepared->c.comp.name, true) << "\" name=\""
           << xml_escaped(name, true) << "\" time=\"" << seconds_text(c.result.facts.seconds) << "\">\n";
     std::string also;
     for (std::size_t k = 1; k < task.calls[i].nodes.size(); ++k)
@@ -241,7 +241,7 @@ std::string task_dot(const Task& task, const TaskRun* run) {
     out << "  literal" << k << " [shape=note, label=" << quoted("FILE('" + task.literals[k] + "')") << "];\n";
   for (std::size_t i = 0; i < task.calls.size(); ++i) {
     const auto& call = task.calls[i];
-    std::string label = task.computations[call.computation].name + "\n" + first_node(task, i).path;
+    std::string label = task.computations[call.computation].prepared->c.comp.name + "\n" + first_node(task, i).path;
     if (call.nodes.size() > 1) label += "\n(and " + std::to_string(call.nodes.size() - 1) + " more)";
     std::string colour = "white";
     if (run && i < run->calls.size()) {

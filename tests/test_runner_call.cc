@@ -175,7 +175,7 @@ TEST_CASE("the report is one serialiser of the result", "[call]") {
   r.exit_code = 3;
   r.message = "exec exited with 3";
   r.facts.name = "n";
-  r.outputs.push_back({"out", "/g/x", OutputStatus::verified});
+  r.outputs.push_back({"out", "/g/x", OutputStatus::verified, {}});
   auto json = Poco::JSON::Parser().parse(report_json(r, 3)).extract<Poco::JSON::Object::Ptr>();
   CHECK(json->getValue<std::string>("outcome") == "command_failed");
   CHECK(json->getValue<int>("exit_code") == 3);

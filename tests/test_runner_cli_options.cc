@@ -100,7 +100,7 @@ TEST_CASE("every field the report writes is in docs/cli.md's schema", "[cli][doc
   result.outcome = ce::runner::Outcome::computed;
   result.facts.steps.push_back({1, "stage", 1, 2, 1, "docker-setup.sh:1-2", "k", "built", 1.0});
   result.facts.inputs.push_back({"in", "/g/tinputs/ab/cdef", "abcdef"});
-  result.outputs.push_back({"out", "/g/c_x/y/00/z", ce::runner::OutputStatus::computed});
+  result.outputs.push_back({"out", "/g/c_x/y/00/z", ce::runner::OutputStatus::computed, std::string(64, 'a')});
   for (const char* p : ce::runner::phase::all) result.facts.phases.emplace_back(p, 0.5);
   std::set<std::string> keys;
   collect_keys(Poco::JSON::Parser().parse(ce::runner::report_json(result, 0)), keys);
