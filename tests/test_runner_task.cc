@@ -409,3 +409,75 @@ TEST_CASE("two runs of a task at once on one GFS compute each distinct call once
   auto r = d.t.run({d.t.path(), d.data});
   CHECK(slurp(Diamond::output(r.out)) == Diamond::expected);
 }
+
+TEST_CASE("CI replaying an example task's history recomputes only what each commit changed", "[docker][task]") {
+  // examples/tasks/textstats, each computation a repository of its own and a
+  // submodule of the task's, on debian:bookworm.
+  TempDir repos, gfs;
+  std::string make = std::string(CE_SOURCE_DIR) + "/examples/make-repos";
+  sh(repos.path(), "'" + make + "' '" + repos.str() + "' textstats");
+  fs::path task = repos.path() / "textstats";
+  fs::create_directories(gfs.path() / "lit");
+  fs::copy_file(task / "literal/stopwords.txt", gfs.path() / "lit/stopwords.txt");
+  struct Cleanup {
+    fs::path task;
+    ~Cleanup() {
+      ce::docker::Client client;
+      try {
+        for (const char* c : {"tokenize", "count", "compare", "report"}) {
+          std::string dir = fs::canonical(task / "computations" / c).string();
+          for (const auto& found : client.list_containers({{"ce-run.compdir", dir}}, ce::docker::Which::all))
+            client.remove_container(found.id, ce::docker::Force::yes);
+        }
+      } catch (const std::exception&) {
+      }
+    }
+  } cleanup{task};
+  const std::string git = "git -c user.name=t -c user.email=t@e -c protocol.file.allow=always ";
+  auto head = [&] {
+    std::string file = (repos.path() / "head").string();
+    sh(task, "git rev-parse HEAD > '" + file + "'");
+    return slurp(file).substr(0, 40);
+  };
+  // A commit of a computation's repository, taken into the task's.
+  auto change = [&](const std::string& computation, const std::string& edit) {
+    sh(repos.path() / ("textstats-" + computation), edit + " && " + git + "commit -qam change");
+    sh(task, git + "submodule update -q --remote computations/" + computation + " && " + git +
+                 "commit -qam 'computations/" + computation + " moved on'");
+    return head();
+  };
+  std::vector<std::string> commits = {head()};
+  // count breaks ties the other way: its outputs change.
+  commits.push_back(change("count", "sed -i 's/-k1,1 *>/-k1,1r >/' exec && grep -q -- '-k1,1r' exec"));
+  // Only the workflow: nothing to compute.
+  sh(task, "echo 'two texts compared' > workflow/NOTES && " + git + "add -A && " + git + "commit -qm notes");
+  commits.push_back(head());
+  // A comment in report's exec: report alone.
+  commits.push_back(change("report", "echo '# the report' >> exec"));
+  // A comment in count's exec: count runs again, its outputs are the same,
+  // so nothing downstream does.
+  commits.push_back(change("count", "echo '# counted' >> exec"));
+  commits.push_back(commits.front());  // back to the first: all of it is there
+
+  using V = std::vector<std::string>;
+  const std::vector<V> expected = {
+      {"tokenize:computed", "count:computed", "tokenize:computed", "count:computed", "compare:computed",
+       "report:computed"},
+      {"tokenize:reused", "count:computed", "tokenize:reused", "count:computed", "compare:computed",
+       "report:computed"},
+      {"tokenize:reused", "count:reused", "tokenize:reused", "count:reused", "compare:reused", "report:reused"},
+      {"tokenize:reused", "count:reused", "tokenize:reused", "count:reused", "compare:reused", "report:computed"},
+      {"tokenize:reused", "count:computed", "tokenize:reused", "count:computed", "compare:reused", "report:reused"},
+      {"tokenize:reused", "count:reused", "tokenize:reused", "count:reused", "compare:reused", "report:reused"},
+  };
+  std::string report = (repos.path() / "report.json").string();
+  for (std::size_t k = 0; k < commits.size(); ++k) {
+    sh(task, git + "checkout -q " + commits[k] + " && " + git + "submodule update -q --init");
+    auto r = run_ce({"--gfs", gfs.str(), "--report", report, task.string(), (task / "samples/left.txt").string(),
+                     (task / "samples/right.txt").string()});
+    INFO("commit " << k << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(statuses(read_json(report)) == expected[k]);
+    CHECK_THAT(slurp(Diamond::output(r.out)), Catch::StartsWith("Two texts compared\n"));
+  }
+}
