@@ -112,7 +112,7 @@ TEST_CASE("a broken docker-setup.sh is refused with file:line:col and exit 125",
 TEST_CASE("a dry run (-n) shows the plan and builds nothing", "[docker][cli]") {
   Computation c("next_stage && echo one\neverytime && echo two\n");
   auto r = run_ce({"-n", c.path()});
-  CHECK(r.exit_code == 0);
+  CHECK(r.exit_code == 3);  // something would run
   CHECK_THAT(r.out, Catch::Contains("would build"));
   CHECK_THAT(r.out, Catch::Contains("would run"));
   CHECK_THAT(r.out, Catch::Contains("then run: " + c.path() + "/exec"));
@@ -120,7 +120,15 @@ TEST_CASE("a dry run (-n) shows the plan and builds nothing", "[docker][cli]") {
   CHECK(c.containers() == 0);
   CHECK_FALSE(boost::filesystem::exists(c.dir.path() / "docker-container"));
   run_ce({c.path()});
-  CHECK_THAT(run_ce({"-n", c.path()}).out, Catch::Contains("cached"));
+  auto again = run_ce({"-n", c.path()});
+  CHECK_THAT(again.out, Catch::Contains("cached"));
+  CHECK(again.exit_code == 3);  // not a GFS call: its command would run again
+
+  // A GFS call: 3 while its result is missing, 0 once it is filed.
+  GfsCall g;
+  CHECK(g.run({"-n"}).exit_code == 3);
+  REQUIRE(g.run().exit_code == 0);
+  CHECK(g.run({"-n"}).exit_code == 0);
 }
 
 TEST_CASE("a dry run without a command shows the whole plan, then says what is missing", "[docker][cli]") {
