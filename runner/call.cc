@@ -235,7 +235,7 @@ struct CallPipeline::State : stages::StepObserver {
   std::chrono::steady_clock::time_point phase_start = started;
 
   std::shared_ptr<const PreparedComputation> prep;  // after prepare
-  std::unique_ptr<Gfs> store;
+  std::shared_ptr<const Gfs> store;
   std::unique_ptr<Call> call;
   docker::ImageInfo base;
   stages::StagePlan plan;
@@ -390,7 +390,7 @@ bool CallPipeline::State::prepare() {
   facts.tree = prep->identity.content_tree;
   facts.id = prep->id;
   facts.dirty = !prep->identity.dirty_files.empty();
-  store = std::make_unique<Gfs>(r.host.gfs);
+  store = r.open_gfs ? r.open_gfs : std::make_shared<const Gfs>(r.host.gfs);
   store->check_allowed(r.invoker, r.host.default_gfs, prep->c.comp.host.gfs);
   if (prep->contract) {
     call = std::make_unique<Call>(*store, prep->c.comp.name, facts.id, *prep->contract, r.inputs, r.invoker);

@@ -63,6 +63,9 @@ struct CallRequest {
   // loads and identifies nothing again (a task's calls of one computation
   // share it). Must be of this compdir, invoker, command and dirty policy.
   std::shared_ptr<const PreparedComputation> computation;
+  // The GFS (host.gfs) opened already: a task's calls share one, so each
+  // directory of it is walked to once (gfs.h).
+  std::shared_ptr<const Gfs> open_gfs;
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // empty: the computation's exec
   DirtyPolicy dirty = DirtyPolicy::refuse;

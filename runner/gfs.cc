@@ -1,5 +1,7 @@
 #include "runner/gfs.h"
 
+#include "stages/stage_key.h"
+
 #include <Poco/DigestEngine.h>
 #include <Poco/SHA1Engine.h>
 #include <Poco/SHA2Engine.h>
@@ -14,6 +16,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <sys/file.h>
@@ -33,7 +37,10 @@ namespace {
 const char* const record_signature = "ce-run call record 1";
 
 // Who owns every directory and file below the GFS: ce-run's own user.
-uid_t owner() { return ::geteuid(); }
+uid_t owner() {
+  static const uid_t euid = ::geteuid();
+  return euid;
+}
 
 template <typename Engine>
 std::string hash_fd(int fd, Engine& engine, const std::string& shown) {
@@ -92,6 +99,18 @@ std::string log_name(const std::string& ins, LogStream stream) {
 std::string stored_input_dir(const std::string& sha1) { return "tinputs/" + sha1.substr(0, 2); }  // tinputs/H2
 std::string stored_input_name(const std::string& sha1) { return sha1.substr(2, 10); }             // H10
 std::string stored_input(const std::string& sha1) { return stored_input_dir(sha1) + "/" + stored_input_name(sha1); }
+
+// INS: CompEval's IN0_IN1_... while it fits a file name with room for
+// ce-run's suffixes (".stdout"), else "sha256-" and 40 hex digits of it
+// (a call of more than 18 inputs; its record still names every input).
+constexpr std::size_t longest_ins = 240;
+std::string ins_name(const std::vector<std::string>& sha1_12s) {
+  std::string ins;
+  for (const auto& s : sha1_12s) ins += (ins.empty() ? "" : "_") + s;
+  if (ins.empty()) return "none";
+  if (ins.size() > longest_ins) return "sha256-" + stages::sha256_hex(ins).substr(0, 40);
+  return ins;
+}
 
 std::string space_hint(int error, const std::string& where) {
   return error == ENOSPC || error == EDQUOT ? "; free space in " + where + " and run again" : std::string();
@@ -166,7 +185,8 @@ std::optional<CallContract> read_contract(int compdir, const std::string& compdi
 }
 
 Gfs::Gfs(const std::string& path)
-    : path_(path), fd_(std::make_shared<Fd>(stages::open_directory(path, std::nullopt))) {}
+    : path_(path), fd_(std::make_shared<Fd>(stages::open_directory(path, std::nullopt))),
+      found_(std::make_shared<Found>()) {}
 
 void Gfs::check_allowed(const Invoker& invoker, const std::string& default_path,
                         const std::vector<std::string>& allowed) const {
@@ -191,8 +211,29 @@ void Gfs::check_allowed(const Invoker& invoker, const std::string& default_path,
                            "use a directory of your own (--gfs DIR), or ask the administrator");
 }
 
+struct Gfs::Found {
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<Fd>> dirs;
+};
+
 Fd Gfs::dir(const std::string& relative, Create create) const {
-  return stages::open_directory_at(fd(), relative, create, 0755, owner(), path_);
+  if (create == Create::yes) return stages::open_directory_at(fd(), relative, create, 0755, owner(), path_);
+  {
+    std::lock_guard<std::mutex> lock(found_->mutex);
+    auto it = found_->dirs.find(relative);
+    if (it != found_->dirs.end()) {
+      int copy = ::fcntl(it->second->get(), F_DUPFD_CLOEXEC, 0);
+      if (copy >= 0) return Fd(copy);
+    }
+  }
+  Fd dir = stages::open_directory_at(fd(), relative, create, 0755, owner(), path_);
+  if (dir) {
+    int copy = ::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
+    std::lock_guard<std::mutex> lock(found_->mutex);
+    if (copy >= 0 && found_->dirs.size() < 4096) found_->dirs.emplace(relative, std::make_shared<Fd>(copy));
+    else if (copy >= 0) ::close(copy);
+  }
+  return dir;
 }
 
 std::string format_record(const CallRecord& r) {
@@ -370,10 +411,11 @@ Call::Call(const Gfs& gfs, const std::string& name, const std::string& computati
   for (std::size_t i = 0; i < input_paths.size(); ++i) {
     InputFile f = open_input(gfs, contract.inputs[i], input_paths[i], invoker,
                              "input " + std::to_string(i + 1) + " (" + contract.inputs[i] + "): " + input_paths[i]);
-    ins_ += (ins_.empty() ? "" : "_") + f.sha1.substr(0, 12);
     inputs_.push_back(std::move(f));
   }
-  if (ins_.empty()) ins_ = "none";
+  std::vector<std::string> keys;
+  for (const auto& f : inputs_) keys.push_back(f.sha1.substr(0, 12));
+  ins_ = ins_name(keys);
 }
 
 std::string Call::relative_dir() const { return call_dir_of(name_, cid_); }
@@ -390,16 +432,23 @@ Fd Call::lock_dir() const { return gfs_->dir(relative_dir() + "/" + locks, Creat
 std::string Call::lock_path() const { return (fs::path(gfs_->path()) / relative_dir() / locks / ins_).string(); }
 
 std::string Call::staging_name() const {
-  return ins_ + "." + stages::host_name() + "." + std::to_string(::getpid());
+  // (StagedCall adds a random part: keep the whole under a file name's 255.)
+  std::string ins = ins_.size() > 160 ? "sha256-" + stages::sha256_hex(ins_).substr(0, 40) : ins_;
+  return ins + "." + stages::host_name() + "." + std::to_string(::getpid());
 }
 
 std::string output_number(std::size_t k) { return number(k); }
 
 std::string output_path_of(const Gfs& gfs, const std::string& name, const std::string& computation_id,
                            std::size_t k, const std::vector<std::optional<std::string>>& input_sha1s) {
-  std::string ins;
-  for (const auto& s : input_sha1s) ins += (ins.empty() ? "" : "_") + (s ? s->substr(0, 12) : std::string("???"));
-  if (ins.empty()) ins = "none";
+  std::vector<std::string> keys;
+  bool unknown = false;
+  for (const auto& s : input_sha1s) {
+    keys.push_back(s ? s->substr(0, 12) : std::string("???"));
+    unknown = unknown || !s;
+  }
+  std::string ins = ins_name(keys);
+  if (unknown && ins.rfind("sha256-", 0) == 0) ins = "???";
   return (fs::path(gfs.path()) / call_dir_of(name, computation_id.substr(0, 12)) / number(k) / ins).string();
 }
 

@@ -11,7 +11,9 @@
 //   CID12  = the first 12 hex digits of the computation ID (git_identity.h)
 //   KK     = the output's number, two digits, from 00
 //   INS    = IN0 "_" IN1 "_" ...: each input's first 12 SHA-1 hex digits;
-//            "none" for a computation without inputs
+//            "none" for a computation without inputs; when that is longer
+//            than 240 characters (more than 18 inputs), "sha256-" and the
+//            first 40 hex digits of its SHA-256
 //
 // Only ce-run writes in the GFS, as root (docs/security.md): containers see
 // it read-only, and a command writes its outputs into a staging directory
@@ -76,12 +78,16 @@ class Gfs {
   void check_allowed(const Invoker& invoker, const std::string& default_path,
                      const std::vector<std::string>& allowed) const;
   // Opens (or makes, 0755) a directory below the GFS; an empty Fd when
-  // missing and create is no.
+  // missing and create is no. A directory found with create no is
+  // remembered (its descriptor kept), so the many calls of a task that share
+  // one Gfs walk to it once; what is written is always walked to afresh.
   stages::Fd dir(const std::string& relative, stages::Create create) const;
 
  private:
   std::string path_;
   std::shared_ptr<stages::Fd> fd_;
+  struct Found;
+  std::shared_ptr<Found> found_;
 };
 
 // Where commands write their outputs: /var/lib/ce-run/staging (0700, root's

@@ -4,13 +4,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <map>
 #include <set>
 #include <sstream>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace ce::runner {
@@ -125,39 +125,56 @@ std::optional<std::string> read_file_at(int dir, const char* name, std::string& 
     problem = shown + " is not a regular file";
     return std::nullopt;
   }
-  std::string text;
-  char buffer[1 << 14];
+  if (static_cast<std::size_t>(st.st_size) > max_file) {
+    problem = shown + " is larger than 1 MiB";
+    return std::nullopt;
+  }
+  // One read for the size fstat gave (node files are a line), more if it grew.
+  std::string text(static_cast<std::size_t>(st.st_size) + 1, '\0');
+  std::size_t got = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       problem = "cannot read " + shown + ": " + std::strerror(errno);
       return std::nullopt;
     }
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
+    got += static_cast<std::size_t>(n);
+    if (n == 0 || got < text.size()) break;
     if (text.size() > max_file) {
       problem = shown + " is larger than 1 MiB";
       return std::nullopt;
     }
+    text.resize(text.size() * 2);
   }
+  text.resize(got);
   return text;
 }
 
-std::vector<std::string> directories_in(int dir) {
+// The names in a directory, sorted (getdents64 on the descriptor itself:
+// a node's directory is listed once, with no descriptor of its own).
+std::vector<std::string> names_in(int dir) {
   std::vector<std::string> names;
-  int copy = ::dup(dir);
-  if (copy < 0) return names;
-  DIR* d = ::fdopendir(copy);
-  if (!d) {
-    ::close(copy);
-    return names;
+  if (::lseek(dir, 0, SEEK_SET) != 0) return names;
+  alignas(8) char buffer[16384];
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, dir, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      struct Entry {
+        std::uint64_t ino;
+        std::int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[1];
+      };
+      const auto* e = reinterpret_cast<const Entry*>(buffer + at);
+      std::string name = e->name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+      at += e->reclen;
+    }
   }
-  while (struct dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -196,18 +213,22 @@ struct Walker {
       problem("nested more than " + std::to_string(max_depth) + " levels deep");
       return;
     }
+    // What the node holds, listed once: only what is there is opened.
+    auto held = names_in(fd);
+    auto has = [&](const char* name) { return std::binary_search(held.begin(), held.end(), std::string(name)); };
     std::string read_problem;
-    out.nodes[me].kind = read_file_at(fd, "kind", read_problem, path + "/kind");
-    out.nodes[me].value = read_file_at(fd, "value", read_problem, path + "/value");
-    out.nodes[me].outputs = read_file_at(fd, "outputs", read_problem, path + "/outputs");
+    if (has("kind")) out.nodes[me].kind = read_file_at(fd, "kind", read_problem, path + "/kind");
+    if (has("value")) out.nodes[me].value = read_file_at(fd, "value", read_problem, path + "/value");
+    if (has("outputs")) out.nodes[me].outputs = read_file_at(fd, "outputs", read_problem, path + "/outputs");
     if (!read_problem.empty()) {
       problem(read_problem);
       return;
     }
+    if (!has("inputs")) return;
     int inputs = ::openat(fd, "inputs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (inputs < 0) return;
     stages::Fd inputs_dir(inputs);
-    out.nodes[me].entries = directories_in(inputs);
+    out.nodes[me].entries = names_in(inputs);
     ancestors.emplace_back(st.st_dev, st.st_ino);
     ancestor_paths.push_back(path);
     std::vector<std::string> entries = out.nodes[me].entries;
@@ -233,7 +254,7 @@ RawTask read_raw(const std::string& taskdir, const Invoker& invoker) {
       int comps = ::openat(root, "computations", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (comps >= 0) {
         stages::Fd comps_fd(comps);
-        for (const auto& name : directories_in(comps)) {
+        for (const auto& name : names_in(comps)) {
           struct stat st {};
           if (::fstatat(comps, name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode)) raw.computations.push_back(name);
         }

@@ -86,7 +86,7 @@ class Evaluation {
     try {
       if (request_.inputs.size() != task_.input_names.size())
         throw std::runtime_error(task_.dir + ": " + arity_message(task_.input_names, request_.inputs.size()));
-      gfs_ = std::make_unique<Gfs>(request_.host.gfs);
+      gfs_ = std::make_shared<const Gfs>(request_.host.gfs);
       std::vector<std::string> allowed;
       if (!task_.computations.empty()) allowed = task_.computations[0].prepared->c.comp.host.gfs;
       gfs_->check_allowed(request_.invoker, request_.host.default_gfs, allowed);
@@ -111,6 +111,7 @@ class Evaluation {
     CallRequest r;
     r.compdir = c.dir;
     r.computation = c.prepared;
+    r.open_gfs = gfs_;
     for (const auto& s : call.inputs) r.inputs.push_back(source_path(run_, s));
     r.dirty = request_.dirty;
     r.start = request_.start;
@@ -300,7 +301,7 @@ class Evaluation {
   docker::Client& client_;
   TaskEvents& events_;
   docker::Cancellation& cancel_;
-  std::unique_ptr<Gfs> gfs_;
+  std::shared_ptr<const Gfs> gfs_;
   std::mutex mutex_;
   TaskRun run_;
   std::vector<std::vector<std::size_t>> dependents_;
