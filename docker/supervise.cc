@@ -12,6 +12,19 @@
 //   ce-run-supervise --hold TOKEN
 //       Connects to that socket and holds it until its own standard input
 //       closes.
+//   ce-run-supervise --lifeline-fd N -- COMMAND [ARG...]
+//       The lifeline is descriptor N (a pipe the server below holds).
+//   ce-run-supervise --serve
+//       Many commands through one exec (a task's calls, docker/command_server.h):
+//       standard input carries requests, standard output answers, each a
+//       frame: a 4-byte little-endian length, then the payload.
+//         'R' ID(4) ARGC(4) {LEN(4) BYTES}...   run a command as above, under
+//                                               a supervisor of its own
+//         'K' ID(4)                             stop it (its lifeline closes)
+//         'O'|'E' ID(4) BYTES                   its stdout or stderr
+//         'X' ID(4) STATUS(4)                   it ended with STATUS
+//       The end of standard input stops every command still running, and the
+//       server exits once they are gone.
 //
 // The engine has no call to stop an exec. ce-run stops one by closing its
 // side of the exec's standard input; when ce-run dies, even by SIGKILL, the
@@ -37,7 +50,9 @@
 #include <cstddef>
 #include <csignal>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
@@ -57,7 +72,8 @@ namespace {
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: ce-run-supervise [--grace SECONDS] [--lifeline TOKEN] -- COMMAND [ARG...]\n"
-               "       ce-run-supervise --hold TOKEN\n");
+               "       ce-run-supervise --hold TOKEN\n"
+               "       ce-run-supervise --serve\n");
   std::exit(125);
 }
 
@@ -181,11 +197,194 @@ bool reap(pid_t main, int& main_status) {
   }
 }
 
+void put32(std::string& out, std::uint32_t v) {
+  for (int k = 0; k < 4; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xff));
+}
+std::uint32_t get32(const std::string& in, std::size_t at) {
+  std::uint32_t v = 0;
+  for (int k = 3; k >= 0; --k) v = (v << 8) | static_cast<unsigned char>(in[at + static_cast<std::size_t>(k)]);
+  return v;
+}
+
+bool write_all(int fd, const std::string& data) {
+  for (std::size_t done = 0; done < data.size();) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool send_frame(char kind, std::uint32_t id, const std::string& body) {
+  std::string frame;
+  put32(frame, static_cast<std::uint32_t>(5 + body.size()));
+  frame.push_back(kind);
+  put32(frame, id);
+  frame += body;
+  return write_all(STDOUT_FILENO, frame);
+}
+
+struct Served {
+  std::uint32_t id;
+  pid_t pid;
+  int out, err, life;  // -1 once closed
+  bool ended = false;
+  int status = 0;
+};
+
+int serve(const char* self) {
+  sigset_t handled;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &handled, nullptr);
+  int signals = ::signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::vector<Served> calls;
+  std::string input;
+  bool input_open = true;
+  auto close_fd = [](int& fd) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  };
+  auto start = [&](std::uint32_t id, std::vector<std::string> args) {
+    int out[2], err[2], life[2];
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(life, O_CLOEXEC) != 0) {
+      std::string status;
+      put32(status, 125);
+      send_frame('X', id, status);
+      return;
+    }
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::sigprocmask(SIG_UNBLOCK, &handled, nullptr);
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+      int null = ::open("/dev/null", O_RDONLY);
+      if (null >= 0) ::dup2(null, STDIN_FILENO);
+      int lifeline = ::fcntl(life[0], F_DUPFD, 3);  // without close-on-exec
+      std::string fd_text = std::to_string(lifeline);
+      std::vector<char*> argv = {const_cast<char*>(self), const_cast<char*>("--lifeline-fd"), fd_text.data(),
+                                 const_cast<char*>("--")};
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(self, argv.data());
+      ::_exit(125);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    ::close(life[0]);
+    if (pid < 0) {
+      ::close(out[0]);
+      ::close(err[0]);
+      ::close(life[1]);
+      std::string status;
+      put32(status, 125);
+      send_frame('X', id, status);
+      return;
+    }
+    calls.push_back({id, pid, out[0], err[0], life[1]});
+  };
+  for (;;) {
+    std::vector<pollfd> fds = {{signals, POLLIN, 0}};
+    if (input_open) fds.push_back({STDIN_FILENO, POLLIN, 0});
+    for (const auto& c : calls) {
+      if (c.out >= 0) fds.push_back({c.out, POLLIN, 0});
+      if (c.err >= 0) fds.push_back({c.err, POLLIN, 0});
+    }
+    if (!input_open && calls.empty()) return 0;
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return 125;
+    for (const auto& p : fds) {
+      if (!p.revents) continue;
+      if (p.fd == STDIN_FILENO) {
+        char buffer[65536];
+        ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {  // ce-run is gone or done: stop everything
+          input_open = false;
+          for (auto& c : calls) close_fd(c.life);
+          continue;
+        }
+        input.append(buffer, static_cast<std::size_t>(n));
+        while (input.size() >= 4 && input.size() >= 4 + get32(input, 0)) {
+          std::uint32_t length = get32(input, 0);
+          std::string frame = input.substr(4, length);
+          input.erase(0, 4 + length);
+          if (frame.size() < 5) continue;
+          std::uint32_t id = get32(frame, 1);
+          if (frame[0] == 'K') {
+            for (auto& c : calls)
+              if (c.id == id) close_fd(c.life);
+          } else if (frame[0] == 'R' && frame.size() >= 9) {
+            std::uint32_t argc = get32(frame, 5);
+            std::vector<std::string> args;
+            std::size_t at = 9;
+            for (std::uint32_t k = 0; k < argc && at + 4 <= frame.size(); ++k) {
+              std::uint32_t len = get32(frame, at);
+              at += 4;
+              args.push_back(frame.substr(at, len));
+              at += len;
+            }
+            if (args.empty() || args.size() != argc) {
+              std::string status;
+              put32(status, 125);
+              send_frame('X', id, status);
+            } else {
+              start(id, std::move(args));
+            }
+          }
+        }
+      } else if (p.fd != signals) {
+        for (auto& c : calls) {
+          int* fd = c.out == p.fd ? &c.out : c.err == p.fd ? &c.err : nullptr;
+          if (!fd) continue;
+          char buffer[65536];
+          ssize_t n = ::read(*fd, buffer, sizeof buffer);
+          if (n < 0 && errno == EINTR) break;
+          if (n <= 0) {
+            close_fd(*fd);
+          } else if (!send_frame(fd == &c.out ? 'O' : 'E', c.id, std::string(buffer, static_cast<std::size_t>(n)))) {
+            return 125;  // ce-run cannot be told anything any more
+          }
+          break;
+        }
+      }
+    }
+    signalfd_siginfo info;
+    while (::read(signals, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    }
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      for (auto& c : calls)
+        if (c.pid == pid) {
+          c.ended = true;
+          c.status = status_code(status);
+        }
+    }
+    // A call is over when it has ended and its output is all sent.
+    for (std::size_t k = 0; k < calls.size();) {
+      Served& c = calls[k];
+      if (c.ended && c.out < 0 && c.err < 0) {
+        close_fd(c.life);
+        std::string status;
+        put32(status, static_cast<std::uint32_t>(c.status));
+        if (!send_frame('X', c.id, status)) return 125;
+        calls.erase(calls.begin() + static_cast<std::ptrdiff_t>(k));
+      } else {
+        ++k;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   long grace_seconds = 5;
   const char* lifeline_token = nullptr;
+  int lifeline_fd = -1;
   int i = 1;
   for (; i < argc; ++i) {
     if (std::strcmp(argv[i], "--") == 0) {
@@ -193,10 +392,13 @@ int main(int argc, char** argv) {
       break;
     }
     if (std::strcmp(argv[i], "--hold") == 0 && i + 1 < argc) return hold(argv[i + 1]);
+    if (std::strcmp(argv[i], "--serve") == 0) return serve("/proc/self/exe");
     if (std::strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
       grace_seconds = std::strtol(argv[++i], nullptr, 10);
     } else if (std::strcmp(argv[i], "--lifeline") == 0 && i + 1 < argc) {
       lifeline_token = argv[++i];
+    } else if (std::strcmp(argv[i], "--lifeline-fd") == 0 && i + 1 < argc) {
+      lifeline_fd = static_cast<int>(std::strtol(argv[++i], nullptr, 10));
     } else {
       usage();
     }
@@ -212,6 +414,10 @@ int main(int argc, char** argv) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   int lifeline = STDIN_FILENO;
+  if (lifeline_fd >= 0) {
+    ::fcntl(lifeline_fd, F_SETFD, FD_CLOEXEC);
+    lifeline = lifeline_fd;
+  }
   int listener = -1;
   if (lifeline_token) {
     socklen_t length = 0;
@@ -254,7 +460,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ce-run-supervise: cannot execute %s: %s\n", argv[i], std::strerror(error));
     ::_exit(error == ENOENT ? 127 : 126);
   }
-  if (!lifeline_token) ::fcntl(STDIN_FILENO, F_SETFL, ::fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+  if (!lifeline_token) ::fcntl(lifeline, F_SETFL, ::fcntl(lifeline, F_GETFL) | O_NONBLOCK);
 
   int main_status = 0;
   bool stopping = false;

@@ -759,13 +759,20 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   CommandTimer timer(conf.timeout_seconds, cancel);
   int code = 0;
   try {
-    code = client.run_supervised_exec(
-        container, exec, supervisor_in_container, tee,
-        [&](const std::string& id) {
-          if (call_lock) call_lock->set_note(exec_note(container, id));
-          timer.arm();
-        },
-        &cancel);
+    if (request.servers) {
+      auto server = request.servers->get(client, container, exec, supervisor_in_container);
+      if (call_lock) call_lock->set_note(exec_note(container, server->exec_id()));
+      timer.arm();
+      code = server->run(argv, tee, &cancel);
+    } else {
+      code = client.run_supervised_exec(
+          container, exec, supervisor_in_container, tee,
+          [&](const std::string& id) {
+            if (call_lock) call_lock->set_note(exec_note(container, id));
+            timer.arm();
+          },
+          &cancel);
+    }
   } catch (const docker::EngineError& e) {
     // The engine died under the command (or was restarted, and has
     // forgotten the exec): its result is unknown.
@@ -852,6 +859,20 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   outputs(OutputStatus::computed, &record);
   finish(Outcome::computed);
   return false;
+}
+
+CommandServers::CommandServers() = default;
+CommandServers::~CommandServers() = default;
+
+std::shared_ptr<docker::CommandServer> CommandServers::get(docker::Client& client, const std::string& container,
+                                                           const docker::ExecSpec& spec,
+                                                           const std::string& supervisor) {
+  std::string key = container + "\n" + spec.user + "\n" + spec.working_dir;
+  for (const auto& e : spec.env) key += "\n" + e;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& server = servers_[key];
+  if (!server || !server->alive()) server = std::make_shared<docker::CommandServer>(client, container, spec, supervisor);
+  return server;
 }
 
 CallPipeline::CallPipeline(CallRequest request, CallEvents& events)

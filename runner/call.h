@@ -22,13 +22,16 @@
 // a message that says what happened and what to do next.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "docker/cancellation.h"
 #include "docker/client.h"
+#include "docker/command_server.h"
 #include "runner/compdir.h"
 #include "runner/docker_conf.h"
 #include "runner/gfs.h"
@@ -57,6 +60,21 @@ enum class CallMode { run, dry_run, verify };
 
 struct PreparedComputation;
 
+// Command servers (docker/command_server.h) that calls share: one per
+// container and command settings, started when a call first needs it and
+// stopped with this object. A task's evaluator holds one for its calls.
+class CommandServers {
+ public:
+  CommandServers();
+  ~CommandServers();
+  std::shared_ptr<docker::CommandServer> get(docker::Client& client, const std::string& container,
+                                             const docker::ExecSpec& spec, const std::string& supervisor);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<docker::CommandServer>> servers_;
+};
+
 struct CallRequest {
   std::string compdir;               // as the user named it: messages say it so
   // What an earlier prepare_computation() learnt of COMPDIR: prepare then
@@ -66,6 +84,9 @@ struct CallRequest {
   // The GFS (host.gfs) opened already: a task's calls share one, so each
   // directory of it is walked to once (gfs.h).
   std::shared_ptr<const Gfs> open_gfs;
+  // Run the command through a shared command server rather than an exec
+  // of its own (a task's calls: much cheaper, the same supervision).
+  CommandServers* servers = nullptr;
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // empty: the computation's exec
   DirtyPolicy dirty = DirtyPolicy::refuse;

@@ -562,7 +562,7 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
 
 void Call::store_inputs() const {
   for (std::size_t i = 0; i < inputs_.size(); ++i)
-    store_input(*gfs_, inputs_[i], "input " + std::to_string(i + 1) + " (" + inputs_[i].name + "): " + inputs_[i].path);
+    store_input(*gfs_, inputs_[i], "input " + inputs_[i].name + " (" + inputs_[i].path + ")");
 }
 
 CallRecord Call::promote(const StagedCall& staging, CallRecord record) const {

@@ -91,10 +91,11 @@ class Evaluation {
       if (!task_.computations.empty()) allowed = task_.computations[0].prepared->c.comp.host.gfs;
       gfs_->check_allowed(request_.invoker, request_.host.default_gfs, allowed);
       for (std::size_t k = 0; k < request_.inputs.size(); ++k) {
-        std::string which = "task input " + std::to_string(k + 1) + " (" + task_.input_names[k] +
-                            "): " + request_.inputs[k];
-        InputFile f = open_input(*gfs_, task_.input_names[k], request_.inputs[k], request_.invoker, which);
-        if (!request_.dry_run) store_input(*gfs_, f, which);
+        InputFile f = open_input(*gfs_, task_.input_names[k], request_.inputs[k], request_.invoker,
+                                 "task input " + std::to_string(k + 1) + " (" + task_.input_names[k] +
+                                     "): " + request_.inputs[k]);
+        if (!request_.dry_run)
+          store_input(*gfs_, f, "task input " + task_.input_names[k] + " (" + request_.inputs[k] + ")");
         run_.inputs.push_back({request_.inputs[k], f.sha1, f.stored, input_stored(*gfs_, f)});
       }
       for (const auto& l : task_.literals) run_.literals.push_back((fs::path(gfs_->path()) / l).string());
@@ -112,6 +113,7 @@ class Evaluation {
     r.compdir = c.dir;
     r.computation = c.prepared;
     r.open_gfs = gfs_;
+    r.servers = &servers_;
     for (const auto& s : call.inputs) r.inputs.push_back(source_path(run_, s));
     r.dirty = request_.dirty;
     r.start = request_.start;
@@ -302,6 +304,7 @@ class Evaluation {
   TaskEvents& events_;
   docker::Cancellation& cancel_;
   std::shared_ptr<const Gfs> gfs_;
+  CommandServers servers_;  // the calls' commands, through one exec per container
   std::mutex mutex_;
   TaskRun run_;
   std::vector<std::vector<std::size_t>> dependents_;

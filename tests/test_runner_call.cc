@@ -96,7 +96,7 @@ TEST_CASE("every outcome maps to its exit code", "[call]") {
   };
   CHECK(code(Outcome::cached) == 0);
   CHECK(code(Outcome::computed) == 0);
-  CHECK(code(Outcome::planned) == 0);
+  CHECK(code(Outcome::planned) == 3);  // -n: the call would run
   CHECK(code(Outcome::verified) == 0);
   CHECK(code(Outcome::command_failed, 3) == 3);
   CHECK(code(Outcome::command_failed, 77) == 77);

@@ -60,9 +60,9 @@ TEST_CASE("an option of one command is refused by the others, naming who takes i
   CHECK(usage_error({"status", "-n", "dir"}) ==
         "'-n' is not an option of status; only a run and gc take it (see ce-run --help)");
   CHECK(usage_error({"shell", "--gfs", "/g", "dir"}) ==
-        "'--gfs' is not an option of shell; only a run and gc take it (see ce-run --help)");
+        "'--gfs' is not an option of shell; only a run, gc, graph and log take it (see ce-run --help)");
   CHECK(usage_error({"lint", "--allow-dirty", "dir"}) ==
-        "'--allow-dirty' is not an option of lint; only a run takes it (see ce-run --help)");
+        "'--allow-dirty' is not an option of lint; only a run, graph, log and sym take it (see ce-run --help)");
   CHECK(usage_error({"why", "--incremental", "dir"}) ==
         "'--incremental' is not an option of why; only a run takes it (see ce-run --help)");
 }

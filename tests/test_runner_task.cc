@@ -481,3 +481,67 @@ TEST_CASE("CI replaying an example task's history recomputes only what each comm
     CHECK_THAT(slurp(Diamond::output(r.out)), Catch::StartsWith("Two texts compared\n"));
   }
 }
+
+TEST_CASE("a task's commands stop with their timeout and with Ctrl-C, in the container too", "[docker][task]") {
+  TaskDir t;
+  t.computation("slow", {"text"}, {"out"}, "touch /tmp/started; sleep 30; cp \"$1\" \"$2\"");
+  t.computation("upper", {"text"}, {"up"}, "tr a-z A-Z < \"$1\" > \"$2\"");
+  t.file("computations/slow/docker.conf", "image = \"busybox:latest\"\nname = \"" + t.full_name("slow") +
+                                              "\"\ntimeout = \"1s\"\n");
+  t.inputs({"data"});
+  t.node("workflow", "computation", "upper");
+  t.node("workflow/inputs/00-s", "computation", "slow");
+  t.node("workflow/inputs/00-s/inputs/00-src", "input", "data");
+  t.commit();
+  std::string data = t.data("data.txt", "hello\n");
+  std::string report = t.input_dir.str() + "/report.json";
+  auto started = std::chrono::steady_clock::now();
+  auto r = t.run({"--report", report, t.path(), data});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  CHECK(r.exit_code == 1);
+  CHECK(seconds < 20);
+  auto call = read_json(report)->getArray("calls")->getObject(0);
+  CHECK(call->getValue<std::string>("outcome") == "timed_out");
+  CHECK_THAT(r.err, Catch::Contains("ran longer than docker.conf's timeout (1 s)"));
+
+  // Without the timeout, Ctrl-C: exit 130, and nothing of the command is
+  // left running in the container.
+  t.file("computations/slow/docker.conf", "image = \"busybox:latest\"\nname = \"" + t.full_name("slow") + "\"\n");
+  t.commit();
+  auto containers = [&] {
+    return t.client.list_containers({{"ce-run.role", "run"}, {"ce-run.computation", t.full_name("slow")}});
+  };
+  for (const auto& c : containers()) {
+    ce::docker::ExecSpec rm;
+    rm.cmd = {"rm", "-f", "/tmp/started"};
+    t.client.run_exec(c.id, rm, [](ce::docker::StreamKind, std::string_view) {});
+  }
+  std::string err = t.input_dir.str() + "/err";
+  int pid = spawn_ce({"--gfs", t.gfs.str(), t.path(), data}, err);
+  REQUIRE(poll_until(
+      [&] {
+        for (const auto& c : containers())
+          if (exists_in_container(t.client, c.id, "/tmp/started")) return true;
+        return false;
+      },
+      60));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  INFO(slurp(err));
+  CHECK(WEXITSTATUS(status) == 130);
+  // The supervisor stops the command's tree: no sleep is left.
+  CHECK(poll_until(
+      [&] {
+        for (const auto& c : containers()) {
+          ce::docker::ExecSpec ps;
+          ps.cmd = {"sh", "-c", "ps | grep -c '[s]leep 30' || true"};
+          std::string out;
+          t.client.run_exec(c.id, ps, [&](ce::docker::StreamKind, std::string_view b) { out.append(b); });
+          if (out.find('0') != 0) return false;
+        }
+        return true;
+      },
+      15));
+}
