@@ -403,7 +403,7 @@ bool CallPipeline::State::find_done() {
   if (!call) return true;
   auto done = call->done();
   // The logs of the call's latest run, if any (ce-run log).
-  if (read_gfs_file(*store, call->log_path(LogStream::err), 0)) {
+  if (call->has_log()) {
     result.stdout_log = call->log_path(LogStream::out);
     result.stderr_log = call->log_path(LogStream::err);
   }

@@ -456,6 +456,13 @@ std::string Call::log_path(LogStream stream) const {
   return (fs::path(gfs_->path()) / relative_dir() / logs / log_name(ins_, stream)).string();
 }
 
+bool Call::has_log() const {
+  Fd dir = gfs_->dir(relative_dir() + "/" + logs, Create::no);
+  struct stat st {};
+  return dir && ::fstatat(dir.get(), log_name(ins_, LogStream::err).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISREG(st.st_mode);
+}
+
 std::optional<std::string> read_gfs_file(const Gfs& gfs, const std::string& path, std::size_t limit) {
   fs::path below = fs::path(path).lexically_normal().lexically_relative(gfs.path());
   if (below.empty() || std::any_of(below.begin(), below.end(), [](const fs::path& p) { return p == ".." || p == "."; }))

@@ -241,6 +241,7 @@ class Call {
   // record (CallLog): the path, and the last `limit` bytes (nullopt when
   // there is none).
   std::string log_path(LogStream stream) const;
+  bool has_log() const;  // whether a run of the call left its logs
 
   // Re-hashes the outputs against the record: the differences, empty if none.
   std::vector<std::string> verify() const;

@@ -30,32 +30,6 @@ using namespace ce::test;
 using ce::docker::Client;
 using ce::docker::Force;
 
-namespace {
-
-// For a case that must not need the engine: DOCKER_HOST names a socket that
-// does not exist, here and in each ce-run it starts, so any use of the
-// engine fails (restored when the case ends).
-class NoEngine {
- public:
-  NoEngine() {
-    if (const char* old = std::getenv("DOCKER_HOST")) old_ = old;
-    ::setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock", 1);
-  }
-  ~NoEngine() {
-    if (old_)
-      ::setenv("DOCKER_HOST", old_->c_str(), 1);
-    else
-      ::unsetenv("DOCKER_HOST");
-  }
-  NoEngine(const NoEngine&) = delete;
-  NoEngine& operator=(const NoEngine&) = delete;
-
- private:
-  std::optional<std::string> old_;
-};
-
-}  // namespace
-
 TEST_CASE("ce-run applies stages, runs everytime steps and the command, the next run reuses the stages",
           "[docker][cli]") {
   Computation c("next_stage && echo built-once > /stamp\neverytime && echo every-run: $(cat /stamp)\n");

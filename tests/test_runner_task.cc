@@ -24,24 +24,6 @@ namespace fs = boost::filesystem;
 
 namespace {
 
-class NoEngine {
- public:
-  NoEngine() {
-    if (const char* old = std::getenv("DOCKER_HOST")) old_ = old;
-    ::setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock", 1);
-  }
-  ~NoEngine() {
-    if (old_)
-      ::setenv("DOCKER_HOST", old_->c_str(), 1);
-    else
-      ::unsetenv("DOCKER_HOST");
-  }
-  NoEngine(const NoEngine&) = delete;
-  NoEngine& operator=(const NoEngine&) = delete;
-
- private:
-  std::optional<std::string> old_;
-};
 
 Poco::JSON::Object::Ptr read_json(const std::string& path) {
   Poco::JSON::Parser parser;

@@ -90,4 +90,16 @@ void make_repo(const fs::path& dir, const std::map<std::string, std::string>& fi
           "commit -q -m init");
 }
 
+NoEngine::NoEngine() {
+  if (const char* old = std::getenv("DOCKER_HOST")) old_ = old;
+  ::setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock", 1);
+}
+
+NoEngine::~NoEngine() {
+  if (old_)
+    ::setenv("DOCKER_HOST", old_->c_str(), 1);
+  else
+    ::unsetenv("DOCKER_HOST");
+}
+
 }  // namespace ce::test

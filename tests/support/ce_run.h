@@ -4,6 +4,7 @@
 
 #include <boost/filesystem.hpp>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,19 @@ void make_repo(const boost::filesystem::path& dir, const std::map<std::string, s
 void sh(const boost::filesystem::path& dir, const std::string& command);
 
 std::string ce_run_binary();
+
+// For a case that must not need the engine: DOCKER_HOST names a socket that
+// does not exist, here and in each ce-run it starts, so any use of the
+// engine fails (restored when the case ends).
+class NoEngine {
+ public:
+  NoEngine();
+  ~NoEngine();
+  NoEngine(const NoEngine&) = delete;
+  NoEngine& operator=(const NoEngine&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
 
 }  // namespace ce::test
