@@ -11,6 +11,8 @@
 #include <csignal>
 #include <fstream>
 #include <optional>
+#include <poll.h>
+#include <pty.h>
 #include <sys/wait.h>
 #include <thread>
 
@@ -193,6 +195,24 @@ TEST_CASE("a dry run (-n) of a task runs nothing, writes nothing in the GFS and 
   CHECK_THAT(r.out, Catch::Contains("    join (TASK)\n    `> joined: " + gfs + "/c_" + d.t.full_name("join")));
   CHECK_THAT(r.out, Catch::Contains("/00/???_??? MISSING\n\n    Task outputs are:\n"));
   CHECK(r.out.find("computing") == std::string::npos);
+
+  // --gfs and GFSDIR relative to the working directory (a GFS cached in CI's
+  // checkout), from another directory than the task's.
+  fs::path gfs_path = d.t.gfs.path();
+  std::string in_parent = "cd '" + gfs_path.parent_path().string() + "' && ";
+  std::string tail = " '" + d.t.path() + "' '" + d.data + "' > /dev/null 2>&1";
+  int by_option = std::system((in_parent + "'" + ce_run_binary() + "' -n --gfs " + gfs_path.filename().string() +
+                               tail).c_str());
+  int by_variable = std::system((in_parent + "GFSDIR=" + gfs_path.filename().string() + " '" + ce_run_binary() +
+                                 "' -n" + tail).c_str());
+  CHECK(WEXITSTATUS(by_option) == 3);
+  CHECK(WEXITSTATUS(by_variable) == 3);
+  CHECK(files_below(d.t.gfs.str()) == before);
+
+  // A run with no engine to run on: ce-run's own failure, 125, not 1.
+  auto run = d.t.run({d.t.path(), d.data});
+  CHECK(run.exit_code == 125);
+  CHECK_THAT(run.err, Catch::Contains("/nonexistent/docker.sock"));
 }
 
 TEST_CASE("a task runs each distinct call once, passes every output to exec and applies the selection after",
@@ -526,4 +546,37 @@ TEST_CASE("a task's commands stop with their timeout and with Ctrl-C, in the con
         return true;
       },
       15));
+}
+
+TEST_CASE("on a terminal a task shows a status line on stderr, and none in a pipe", "[task]") {
+  NoEngine no_engine;
+  Diamond d;
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::string binary = ce_run_binary(), gfs = d.t.gfs.str(), task = d.t.path();
+    ::execl(binary.c_str(), binary.c_str(), "-n", "--gfs", gfs.c_str(), task.c_str(), d.data.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string seen;
+  char buffer[4096];
+  for (int i = 0; i < 200; ++i) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = ::read(master, buffer, sizeof buffer);
+    if (n <= 0) break;
+    seen.append(buffer, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  INFO(seen);
+  CHECK(WEXITSTATUS(status) == 3);
+  CHECK_THAT(seen, Catch::Contains("\r\033[K[ce-run] 0/5 calls done, 0 running, 5 waiting, 0 failed"));
+  CHECK_THAT(seen, Catch::Contains("Task outputs are:"));
+  // In a pipe (run_ce): no status line.
+  auto piped = d.t.run({"-n", d.t.path(), d.data});
+  CHECK(piped.err.find("[ce-run]") == std::string::npos);
 }

@@ -8,6 +8,7 @@
 #include <Poco/PipeStream.h>
 #include <Poco/Process.h>
 #include <boost/filesystem.hpp>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -366,7 +367,14 @@ int run_task_command(const Command& command) {
     spdlog::error("error: ce-run was interrupted ({}); nothing half-done was filed",
                   stop->signal() == SIGTERM ? "SIGTERM" : "SIGINT");
   } else if (failed > 0 || skipped > 0) {
-    code = exit_code::call_failed;
+    // ce-run's own failure (the engine, the GFS, a refused path) rather than
+    // the computation's: 125, as for a single call.
+    bool own = std::any_of(run.calls.begin(), run.calls.end(), [](const TaskCallRun& c) {
+      return c.state == CallState::failed &&
+             (c.result.outcome == Outcome::failed || c.result.outcome == Outcome::engine_lost ||
+              c.result.outcome == Outcome::gfs_full);
+    });
+    code = own ? exit_code::runner_error : exit_code::call_failed;
   } else if (command.dry_run) {
     code = pending > 0 ? exit_code::out_of_date : 0;
   } else {
