@@ -317,7 +317,8 @@ InputFile open_input(const Gfs& gfs, const std::string& name, const std::string&
                      const std::string& which) {
   InputFile f;
   f.name = name;
-  f.path = fs::absolute(given).lexically_normal().string();
+  fs::path as_given(given);
+  f.path = (as_given.is_absolute() ? as_given : fs::absolute(as_given)).lexically_normal().string();
   // A file ce-run filed in this GFS (c_NAME/..., tinputs/...): its own, read
   // through the GFS's descriptors and passed to the command where it is.
   fs::path below = fs::path(f.path).lexically_relative(gfs.path());
@@ -348,8 +349,8 @@ InputFile open_input(const Gfs& gfs, const std::string& name, const std::string&
   if (on_pseudo_file_system(fd.get()))
     throw std::runtime_error(which + " is not a readable regular file (a file of the kernel's /proc or /sys, "
                                      "not of a disk)");
-  int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  // (O_NONBLOCK, which kept a FIFO from blocking the open, changes nothing
+  // for a regular file's reads.)
   f.sha1 = sha1_fd(fd.get(), f.path);
   f.fd = std::make_shared<Fd>(std::move(fd));
   f.stored = (fs::path(gfs.path()) / stored_input(f.sha1)).string();
@@ -528,8 +529,8 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
     if (problem) *problem = why;
     return std::nullopt;
   };
-  Fd dir = call_dir(Create::no);
-  Fd done_dir = dir ? stages::open_directory_at(dir.get(), records, Create::no, 0755, owner(), record_path()) : Fd();
+  // (Looked up through the Gfs, which remembers the directories it found.)
+  Fd done_dir = gfs_->dir(relative_dir() + "/" + records, Create::no);
   Fd fd = done_dir ? stages::open_regular_at(done_dir.get(), ins_, record_path()) : Fd();
   if (!fd) return fail("no record");
   struct stat st {};
@@ -556,7 +557,7 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
     return fail("the record names " + std::to_string(record->outputs.size()) + " outputs, not " +
                 std::to_string(contract_.outputs.size()));
   for (std::size_t k = 0; k < record->outputs.size(); ++k) {
-    Fd out_dir = stages::open_directory_at(dir.get(), number(k), Create::no, 0755, owner(), output_path(k));
+    Fd out_dir = gfs_->dir(relative_dir() + "/" + number(k), Create::no);
     struct stat out {};
     // The filed output: ce-run's, read-only, one link, the recorded size.
     bool fine = out_dir && ::fstatat(out_dir.get(), ins_.c_str(), &out, AT_SYMLINK_NOFOLLOW) == 0 &&

@@ -151,11 +151,11 @@ std::optional<std::string> read_file_at(int dir, const char* name, std::string& 
   return text;
 }
 
-// The names in a directory, sorted (getdents64 on the descriptor itself:
-// a node's directory is listed once, with no descriptor of its own).
+// The names in a freshly opened directory, sorted (getdents64 on the
+// descriptor itself: a node's directory is listed once, with no descriptor
+// of its own).
 std::vector<std::string> names_in(int dir) {
-  std::vector<std::string> names;
-  if (::lseek(dir, 0, SEEK_SET) != 0) return names;
+  std::vector<std::string> names;  // (`dir` is freshly opened: at its start)
   alignas(8) char buffer[16384];
   for (;;) {
     long n = ::syscall(SYS_getdents64, dir, buffer, sizeof buffer);

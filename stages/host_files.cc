@@ -171,8 +171,7 @@ Fd open_regular_at(int dir, const std::string& name, const std::string& shown) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) fail("cannot inspect " + shown, errno);
   if (!S_ISREG(st.st_mode)) throw HostFileError(shown + " is not a regular file");
-  int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  // O_NONBLOCK stays: it changes nothing for a regular file's reads.
   return fd;
 }
 
