@@ -8,22 +8,13 @@
 
 #include "docker/attach.h"
 #include "docker/errors.h"
+#include "docker/serve_frames.h"
 #include "docker/stream_demux.h"
 
 namespace ce::docker {
 
-namespace {
-
-void put32(std::string& out, std::uint32_t v) {
-  for (int k = 0; k < 4; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xff));
-}
-std::uint32_t get32(const std::string& in, std::size_t at) {
-  std::uint32_t v = 0;
-  for (int k = 3; k >= 0; --k) v = (v << 8) | static_cast<unsigned char>(in[at + static_cast<std::size_t>(k)]);
-  return v;
-}
-
-}  // namespace
+using serve::get32;
+using serve::put32;
 
 struct CommandServer::Impl {
   std::string container, exec_id;
@@ -67,15 +58,15 @@ struct CommandServer::Impl {
           std::unique_lock<std::mutex> lock(mutex);
           auto it = pending.find(id);
           if (it != pending.end()) {
-            if (kind_byte == 'X' && body.size() >= 4) {
+            if (kind_byte == serve::ended && body.size() >= 4) {
               it->second->status = static_cast<int>(get32(std::string(body), 0));
               it->second->done = true;
               pending.erase(it);
               ended.notify_all();
-            } else if (kind_byte == 'O' || kind_byte == 'E') {
+            } else if (kind_byte == serve::out || kind_byte == serve::err) {
               const OutputSink* sink = it->second->sink;
               lock.unlock();  // the sink may take its time; the command waits for X
-              (*sink)(kind_byte == 'O' ? StreamKind::stdout_stream : StreamKind::stderr_stream, body);
+              (*sink)(kind_byte == serve::out ? StreamKind::stdout_stream : StreamKind::stderr_stream, body);
             }
           }
         }
@@ -130,7 +121,7 @@ int CommandServer::run(const std::vector<std::string>& argv, const OutputSink& s
       throw EngineError(ErrorKind::unreachable, "the command server in container " + impl_->container + " is gone");
     id = impl_->next_id++;
     impl_->pending[id] = &me;
-    std::string request(1, 'R');
+    std::string request(1, serve::run);
     put32(request, id);
     put32(request, static_cast<std::uint32_t>(argv.size()));
     for (const auto& a : argv) {
@@ -143,7 +134,7 @@ int CommandServer::run(const std::vector<std::string>& argv, const OutputSink& s
   if (cancel)
     stop.emplace(cancel->on_cancel([this, id] {
       std::lock_guard<std::mutex> lock(impl_->mutex);
-      std::string kill(1, 'K');
+      std::string kill(1, serve::kill);
       put32(kill, id);
       if (!impl_->gone) impl_->send(kill);
     }));

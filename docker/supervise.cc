@@ -17,7 +17,8 @@
 //   ce-run-supervise --serve
 //       Many commands through one exec (a task's calls, docker/command_server.h):
 //       standard input carries requests, standard output answers, each a
-//       frame: a 4-byte little-endian length, then the payload.
+//       frame (docker/serve_frames.h): a 4-byte little-endian length, then
+//       the payload.
 //         'R' ID(4) ARGC(4) {LEN(4) BYTES}...   run a command as above, under
 //                                               a supervisor of its own
 //         'K' ID(4)                             stop it (its lifeline closes)
@@ -67,7 +68,13 @@
 #include <unistd.h>
 #include <vector>
 
+#include "docker/serve_frames.h"
+
 namespace {
+
+using ce::docker::serve::get32;
+using ce::docker::serve::put32;
+namespace frames = ce::docker::serve;
 
 [[noreturn]] void usage() {
   std::fprintf(stderr,
@@ -197,14 +204,6 @@ bool reap(pid_t main, int& main_status) {
   }
 }
 
-void put32(std::string& out, std::uint32_t v) {
-  for (int k = 0; k < 4; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xff));
-}
-std::uint32_t get32(const std::string& in, std::size_t at) {
-  std::uint32_t v = 0;
-  for (int k = 3; k >= 0; --k) v = (v << 8) | static_cast<unsigned char>(in[at + static_cast<std::size_t>(k)]);
-  return v;
-}
 
 bool write_all(int fd, const std::string& data) {
   for (std::size_t done = 0; done < data.size();) {
@@ -252,7 +251,7 @@ int serve(const char* self) {
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(life, O_CLOEXEC) != 0) {
       std::string status;
       put32(status, 125);
-      send_frame('X', id, status);
+      send_frame(frames::ended, id, status);
       return;
     }
     pid_t pid = ::fork();
@@ -280,7 +279,7 @@ int serve(const char* self) {
       ::close(life[1]);
       std::string status;
       put32(status, 125);
-      send_frame('X', id, status);
+      send_frame(frames::ended, id, status);
       return;
     }
     calls.push_back({id, pid, out[0], err[0], life[1]});
@@ -312,10 +311,10 @@ int serve(const char* self) {
           input.erase(0, 4 + length);
           if (frame.size() < 5) continue;
           std::uint32_t id = get32(frame, 1);
-          if (frame[0] == 'K') {
+          if (frame[0] == frames::kill) {
             for (auto& c : calls)
               if (c.id == id) close_fd(c.life);
-          } else if (frame[0] == 'R' && frame.size() >= 9) {
+          } else if (frame[0] == frames::run && frame.size() >= 9) {
             std::uint32_t argc = get32(frame, 5);
             std::vector<std::string> args;
             std::size_t at = 9;
@@ -328,7 +327,7 @@ int serve(const char* self) {
             if (args.empty() || args.size() != argc) {
               std::string status;
               put32(status, 125);
-              send_frame('X', id, status);
+              send_frame(frames::ended, id, status);
             } else {
               start(id, std::move(args));
             }
@@ -343,7 +342,8 @@ int serve(const char* self) {
           if (n < 0 && errno == EINTR) break;
           if (n <= 0) {
             close_fd(*fd);
-          } else if (!send_frame(fd == &c.out ? 'O' : 'E', c.id, std::string(buffer, static_cast<std::size_t>(n)))) {
+          } else if (!send_frame(fd == &c.out ? frames::out : frames::err, c.id,
+                                 std::string(buffer, static_cast<std::size_t>(n)))) {
             return 125;  // ce-run cannot be told anything any more
           }
           break;
@@ -370,7 +370,7 @@ int serve(const char* self) {
         close_fd(c.life);
         std::string status;
         put32(status, static_cast<std::uint32_t>(c.status));
-        if (!send_frame('X', c.id, status)) return 125;
+        if (!send_frame(frames::ended, c.id, status)) return 125;
         calls.erase(calls.begin() + static_cast<std::ptrdiff_t>(k));
       } else {
         ++k;

@@ -94,12 +94,17 @@ struct Diamond {
 
 }  // namespace
 
-TEST_CASE("every problem of a task is reported at once with its node's path, and nothing runs", "[task]") {
-  NoEngine no_engine;
-  TaskDir t;
+// The computations and inputs of the broken tasks below.
+static void split_and_join(TaskDir& t) {
   t.computation("split", {"text"}, {"first", "second"}, "true");
   t.computation("join", {"x", "y"}, {"joined"}, "true");
   t.inputs({"data"});
+}
+
+TEST_CASE("every problem of a task is reported at once with its node's path, and nothing runs", "[task]") {
+  NoEngine no_engine;
+  TaskDir t;
+  split_and_join(t);
   // One task with most problems ...
   t.node("workflow", "computation", "join");
   t.node("workflow/inputs/00-a", "computation", "split", "5\n");
@@ -135,9 +140,7 @@ TEST_CASE("every problem of a task is reported at once with its node's path, and
   // ... and one with the rest: a slot count the computation does not take,
   // a selection that does not fill its slots, a missing value, a link loop.
   TaskDir u;
-  u.computation("split", {"text"}, {"first", "second"}, "true");
-  u.computation("join", {"x", "y"}, {"joined"}, "true");
-  u.inputs({"data"});
+  split_and_join(u);
   u.node("workflow", "computation", "join");
   u.node("workflow/inputs/00_01-s", "computation", "split", "0\n");
   u.node("workflow/inputs/00_01-s/inputs/00-u", "input", "data");
