@@ -213,27 +213,56 @@ void Gfs::check_allowed(const Invoker& invoker, const std::string& default_path,
 
 struct Gfs::Found {
   std::mutex mutex;
-  std::map<std::string, std::shared_ptr<Fd>> dirs;
+  std::map<std::string, std::shared_ptr<const Fd>> dirs;
+  // SHA-1s of filed files, by relative path, with the status they had.
+  struct Hashed {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec ctime;
+    std::string sha1;
+  };
+  std::map<std::string, Hashed> sha1s;
 };
+
+std::optional<std::string> Gfs::known_sha1(const std::string& relative, const struct stat& st) const {
+  std::lock_guard<std::mutex> lock(found_->mutex);
+  auto it = found_->sha1s.find(relative);
+  if (it == found_->sha1s.end()) return std::nullopt;
+  const auto& h = it->second;
+  if (h.dev != st.st_dev || h.ino != st.st_ino || h.size != st.st_size || h.ctime.tv_sec != st.st_ctim.tv_sec ||
+      h.ctime.tv_nsec != st.st_ctim.tv_nsec)
+    return std::nullopt;
+  return h.sha1;
+}
+
+void Gfs::remember_sha1(const std::string& relative, const struct stat& st, const std::string& sha1) const {
+  std::lock_guard<std::mutex> lock(found_->mutex);
+  if (found_->sha1s.size() < 65536)
+    found_->sha1s[relative] = {st.st_dev, st.st_ino, st.st_size, st.st_ctim, sha1};
+}
 
 Fd Gfs::dir(const std::string& relative, Create create) const {
   if (create == Create::yes) return stages::open_directory_at(fd(), relative, create, 0755, owner(), path_);
+  auto found = find(relative);
+  if (!found) return {};
+  int copy = ::fcntl(found->get(), F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) throw std::runtime_error("cannot open " + path_ + "/" + relative + ": " + std::strerror(errno));
+  return Fd(copy);
+}
+
+std::shared_ptr<const Fd> Gfs::find(const std::string& relative) const {
   {
     std::lock_guard<std::mutex> lock(found_->mutex);
     auto it = found_->dirs.find(relative);
-    if (it != found_->dirs.end()) {
-      int copy = ::fcntl(it->second->get(), F_DUPFD_CLOEXEC, 0);
-      if (copy >= 0) return Fd(copy);
-    }
+    if (it != found_->dirs.end()) return it->second;
   }
-  Fd dir = stages::open_directory_at(fd(), relative, create, 0755, owner(), path_);
-  if (dir) {
-    int copy = ::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
-    std::lock_guard<std::mutex> lock(found_->mutex);
-    if (copy >= 0 && found_->dirs.size() < 4096) found_->dirs.emplace(relative, std::make_shared<Fd>(copy));
-    else if (copy >= 0) ::close(copy);
-  }
-  return dir;
+  Fd dir = stages::open_directory_at(fd(), relative, Create::no, 0755, owner(), path_);
+  if (!dir) return nullptr;
+  auto shared = std::make_shared<const Fd>(std::move(dir));
+  std::lock_guard<std::mutex> lock(found_->mutex);
+  if (found_->dirs.size() < 4096) found_->dirs.emplace(relative, shared);
+  return shared;
 }
 
 std::string format_record(const CallRecord& r) {
@@ -324,15 +353,25 @@ InputFile open_input(const Gfs& gfs, const std::string& name, const std::string&
   fs::path below = fs::path(f.path).lexically_relative(gfs.path());
   if (!below.empty() && (below.begin()->string().rfind("c_", 0) == 0 || *below.begin() == "tinputs") &&
       std::none_of(below.begin(), below.end(), [](const fs::path& p) { return p == ".." || p == "."; })) {
-    Fd dir = gfs.dir(below.parent_path().string(), Create::no);
-    Fd fd = dir ? stages::open_regular_at(dir.get(), below.filename().string(), f.path) : Fd();
-    struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_uid != owner())
-      throw std::runtime_error(which + " is not a file that ce-run filed in the GFS");
-    f.sha1 = sha1_fd(fd.get(), f.path);
-    f.fd = std::make_shared<Fd>(std::move(fd));
+    auto dir = gfs.find(below.parent_path().string());
+    std::string file = below.filename().string();
     f.stored = f.path;
     f.in_gfs = true;
+    // Filed files do not change: one hashed before in this Gfs, with the
+    // same status, is not read again (a task's input feeds many calls).
+    struct stat st {};
+    if (dir && ::fstatat(dir->get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == owner())
+      if (auto known = gfs.known_sha1(below.string(), st)) {
+        f.sha1 = *known;
+        return f;
+      }
+    Fd fd = dir ? stages::open_regular_at(dir->get(), file, f.path, &st) : Fd();
+    if (!fd || st.st_uid != owner())
+      throw std::runtime_error(which + " is not a file that ce-run filed in the GFS");
+    f.sha1 = sha1_fd(fd.get(), f.path);
+    gfs.remember_sha1(below.string(), st, f.sha1);
+    f.fd = std::make_shared<Fd>(std::move(fd));
     return f;
   }
   // Opened as the user would open it: root's rights never read an input.
@@ -359,9 +398,9 @@ InputFile open_input(const Gfs& gfs, const std::string& name, const std::string&
 
 bool input_stored(const Gfs& gfs, const InputFile& f) {
   if (f.in_gfs) return true;
-  Fd dir = gfs.dir(stored_input_dir(f.sha1), Create::no);
+  auto dir = gfs.find(stored_input_dir(f.sha1));
   struct stat st {};
-  return dir && ::fstatat(dir.get(), stored_input_name(f.sha1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+  return dir && ::fstatat(dir->get(), stored_input_name(f.sha1).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
          S_ISREG(st.st_mode) && st.st_uid == owner();
 }
 
@@ -458,9 +497,9 @@ std::string Call::log_path(LogStream stream) const {
 }
 
 bool Call::has_log() const {
-  Fd dir = gfs_->dir(relative_dir() + "/" + logs, Create::no);
+  auto dir = gfs_->find(relative_dir() + "/" + logs);
   struct stat st {};
-  return dir && ::fstatat(dir.get(), log_name(ins_, LogStream::err).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+  return dir && ::fstatat(dir->get(), log_name(ins_, LogStream::err).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
          S_ISREG(st.st_mode);
 }
 
@@ -468,10 +507,10 @@ std::optional<std::string> read_gfs_file(const Gfs& gfs, const std::string& path
   fs::path below = fs::path(path).lexically_normal().lexically_relative(gfs.path());
   if (below.empty() || std::any_of(below.begin(), below.end(), [](const fs::path& p) { return p == ".." || p == "."; }))
     return std::nullopt;
-  Fd dir = gfs.dir(below.parent_path().string(), Create::no);
-  Fd fd = dir ? stages::open_regular_at(dir.get(), below.filename().string(), path) : Fd();
+  auto dir = gfs.find(below.parent_path().string());
   struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_uid != owner()) return std::nullopt;
+  Fd fd = dir ? stages::open_regular_at(dir->get(), below.filename().string(), path, &st) : Fd();
+  if (!fd || st.st_uid != owner()) return std::nullopt;
   off_t from = st.st_size > static_cast<off_t>(limit) ? st.st_size - static_cast<off_t>(limit) : 0;
   std::string text(static_cast<std::size_t>(st.st_size - from), '\0');
   ssize_t n = ::pread(fd.get(), text.data(), text.size(), from);
@@ -530,12 +569,12 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
     return std::nullopt;
   };
   // (Looked up through the Gfs, which remembers the directories it found.)
-  Fd done_dir = gfs_->dir(relative_dir() + "/" + records, Create::no);
-  Fd fd = done_dir ? stages::open_regular_at(done_dir.get(), ins_, record_path()) : Fd();
-  if (!fd) return fail("no record");
+  auto done_dir = gfs_->find(relative_dir() + "/" + records);
   struct stat st {};
+  Fd fd = done_dir ? stages::open_regular_at(done_dir->get(), ins_, record_path(), &st) : Fd();
+  if (!fd) return fail("no record");
   // Only a record ce-run wrote counts.
-  if (::fstat(fd.get(), &st) != 0 || st.st_uid != owner() || (st.st_mode & 0222) != 0)
+  if (st.st_uid != owner() || (st.st_mode & 0222) != 0)
     return fail("the record is not one ce-run wrote");
   auto record = parse_record(stages::read_all(fd.get(), record_path(), std::size_t{1} << 20), problem);
   if (!record) return std::nullopt;
@@ -557,10 +596,10 @@ std::optional<CallRecord> Call::done(std::string* problem) const {
     return fail("the record names " + std::to_string(record->outputs.size()) + " outputs, not " +
                 std::to_string(contract_.outputs.size()));
   for (std::size_t k = 0; k < record->outputs.size(); ++k) {
-    Fd out_dir = gfs_->dir(relative_dir() + "/" + number(k), Create::no);
+    auto out_dir = gfs_->find(relative_dir() + "/" + number(k));
     struct stat out {};
     // The filed output: ce-run's, read-only, one link, the recorded size.
-    bool fine = out_dir && ::fstatat(out_dir.get(), ins_.c_str(), &out, AT_SYMLINK_NOFOLLOW) == 0 &&
+    bool fine = out_dir && ::fstatat(out_dir->get(), ins_.c_str(), &out, AT_SYMLINK_NOFOLLOW) == 0 &&
                 S_ISREG(out.st_mode) && out.st_uid == owner() && out.st_nlink == 1 && (out.st_mode & 0222) == 0 &&
                 static_cast<std::int64_t>(out.st_size) == record->outputs[k].size;
     if (!fine) return fail("output " + std::to_string(k) + " (" + contract_.outputs[k] + ") is missing or changed");

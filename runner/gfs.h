@@ -78,10 +78,16 @@ class Gfs {
   void check_allowed(const Invoker& invoker, const std::string& default_path,
                      const std::vector<std::string>& allowed) const;
   // Opens (or makes, 0755) a directory below the GFS; an empty Fd when
-  // missing and create is no. A directory found with create no is
-  // remembered (its descriptor kept), so the many calls of a task that share
-  // one Gfs walk to it once; what is written is always walked to afresh.
+  // missing and create is no. What is written is always walked to afresh.
   stages::Fd dir(const std::string& relative, stages::Create create) const;
+  // A directory below the GFS as looked up to read (null when missing):
+  // remembered, its descriptor kept and shared, so the many calls of a task
+  // that share one Gfs walk to it once.
+  std::shared_ptr<const stages::Fd> find(const std::string& relative) const;
+  // The SHA-1 of a filed file (relative path) this Gfs hashed before,
+  // when its status is still `st`'s; remember_sha1 records one.
+  std::optional<std::string> known_sha1(const std::string& relative, const struct stat& st) const;
+  void remember_sha1(const std::string& relative, const struct stat& st, const std::string& sha1) const;
 
  private:
   std::string path_;
@@ -133,7 +139,7 @@ struct InputFile {
   std::string path;  // as given, made absolute
   std::string sha1;  // 40 hex digits
   std::string stored;  // GFSDIR/tinputs/H2/H10, or the GFS output it is
-  std::shared_ptr<stages::Fd> fd;  // opened with the invoker's rights
+  std::shared_ptr<stages::Fd> fd;  // opened with the invoker's rights (null for a filed file hashed before)
   bool in_gfs = false;  // an output filed in this GFS: used where it is, never copied
 };
 

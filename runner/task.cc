@@ -2,8 +2,10 @@
 
 #include <boost/filesystem.hpp>
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <map>
 #include <set>
@@ -11,6 +13,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 
 namespace ce::runner {
@@ -112,31 +116,43 @@ std::string first_line(const std::string& text) {
 }
 
 // A file in `dir`, as the user's own open would read it (a symlink is
-// followed, with the user's rights); nullopt when missing.
-std::optional<std::string> read_file_at(int dir, const char* name, std::string& problem, const std::string& shown) {
-  int fd = ::openat(dir, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+// followed, with the user's rights); nullopt when missing. `regular`: the
+// directory listed it as a regular file, so it is opened without following
+// a link and read without an fstat (a short read of a regular file is its
+// end); anything else is checked with fstat first.
+std::optional<std::string> read_file_at(int dir, const char* name, std::string& problem, const std::string& shown,
+                                        bool regular = false) {
+  int fd = ::openat(dir, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (regular ? O_NOFOLLOW : 0));
+  if (fd < 0 && regular && errno == ELOOP) return read_file_at(dir, name, problem, shown);  // became a link
   if (fd < 0) {
     if (errno != ENOENT) problem = "cannot read " + shown + ": " + std::strerror(errno);
     return std::nullopt;
   }
   stages::Fd closer(fd);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    problem = shown + " is not a regular file";
-    return std::nullopt;
+  std::size_t size = 256;
+  if (!regular) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      problem = shown + " is not a regular file";
+      return std::nullopt;
+    }
+    if (static_cast<std::size_t>(st.st_size) > max_file) {
+      problem = shown + " is larger than 1 MiB";
+      return std::nullopt;
+    }
+    size = static_cast<std::size_t>(st.st_size) + 1;
   }
-  if (static_cast<std::size_t>(st.st_size) > max_file) {
-    problem = shown + " is larger than 1 MiB";
-    return std::nullopt;
-  }
-  // One read for the size fstat gave (node files are a line), more if it grew.
-  std::string text(static_cast<std::size_t>(st.st_size) + 1, '\0');
+  // Node files are a line: one read, more if the file is longer (or grew).
+  std::string text(size, '\0');
   std::size_t got = 0;
   for (;;) {
     ssize_t n = ::read(fd, text.data() + got, text.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      problem = "cannot read " + shown + ": " + std::strerror(errno);
+      // (A regular file swapped for a FIFO or a directory between the
+      // listing and the open ends here.)
+      problem = errno == EAGAIN || errno == EISDIR ? shown + " is not a regular file"
+                                                   : "cannot read " + shown + ": " + std::strerror(errno);
       return std::nullopt;
     }
     got += static_cast<std::size_t>(n);
@@ -151,11 +167,17 @@ std::optional<std::string> read_file_at(int dir, const char* name, std::string& 
   return text;
 }
 
-// The names in a freshly opened directory, sorted (getdents64 on the
-// descriptor itself: a node's directory is listed once, with no descriptor
-// of its own).
-std::vector<std::string> names_in(int dir) {
-  std::vector<std::string> names;  // (`dir` is freshly opened: at its start)
+struct DirEntry {
+  std::string name;
+  unsigned char type;  // DT_DIR, DT_REG, DT_LNK, ... or DT_UNKNOWN
+  bool operator<(const DirEntry& other) const { return name < other.name; }
+};
+
+// The entries of a freshly opened directory, sorted by name (getdents64 on
+// the descriptor itself: a node's directory is listed once, with no
+// descriptor of its own).
+std::vector<DirEntry> entries_in(int dir) {
+  std::vector<DirEntry> entries;  // (`dir` is freshly opened: at its start)
   alignas(8) char buffer[16384];
   for (;;) {
     long n = ::syscall(SYS_getdents64, dir, buffer, sizeof buffer);
@@ -171,29 +193,53 @@ std::vector<std::string> names_in(int dir) {
       };
       const auto* e = reinterpret_cast<const Entry*>(buffer + at);
       std::string name = e->name;
-      if (name != "." && name != "..") names.push_back(std::move(name));
+      if (name != "." && name != "..") entries.push_back({std::move(name), e->type});
       at += e->reclen;
     }
   }
-  std::sort(names.begin(), names.end());
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+std::vector<std::string> names_of(const std::vector<DirEntry>& entries) {
+  std::vector<std::string> names;
+  for (const auto& e : entries) names.push_back(e.name);
   return names;
 }
 
+// Walks the node tree in pre-order. A node reached through a real
+// directory cannot be one of its ancestors (the kernel allows no hard link
+// to a directory), so only a node reached through a symbolic link is
+// compared with them; the ancestors' identities are taken when first needed.
+// The first node with more than one input hands its sub-trees to a few
+// threads: walking is system calls, which two cores do side by side.
 struct Walker {
-  RawTask& out;
-  std::vector<std::pair<dev_t, ino_t>> ancestors;
-  std::vector<std::string> ancestor_paths;
+  struct Ancestor {
+    int fd;
+    std::optional<std::pair<dev_t, ino_t>> id;
+    std::string path;
+  };
+  std::atomic<std::size_t>& count;
+  std::atomic<bool>& too_many;
+  std::atomic<bool>& fanned_out;
+  std::vector<RawNode> nodes;  // this walker's, in pre-order
+  std::vector<Ancestor> ancestors;
 
-  void node(int parent, const std::string& name, const std::string& path, int depth) {
-    if (out.nodes.size() >= max_nodes) {
-      out.too_many = true;
+  void node(int parent, const DirEntry& entry, const std::string& path, int depth) {
+    if (count.fetch_add(1) >= max_nodes) {
+      too_many = true;
       return;
     }
-    out.nodes.push_back({});
-    std::size_t me = out.nodes.size() - 1;
-    auto problem = [&](const std::string& p) { out.nodes[me].problem = p; };
-    out.nodes[me].path = path;
-    int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    nodes.push_back({});
+    std::size_t me = nodes.size() - 1;
+    auto problem = [&](const std::string& p) { nodes[me].problem = p; };
+    nodes[me].path = path;
+    bool real_dir = entry.type == DT_DIR;
+    int fd = ::openat(parent, entry.name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (real_dir ? O_NOFOLLOW : 0));
+    if (fd < 0 && real_dir && errno == ELOOP) {  // became a link since it was listed
+      real_dir = false;
+      fd = ::openat(parent, entry.name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     if (fd < 0) {
       problem(errno == ENOENT    ? "missing"
               : errno == ENOTDIR ? "not a directory; a node is a directory with kind and value"
@@ -202,39 +248,75 @@ struct Walker {
       return;
     }
     stages::Fd dir(fd);
-    struct stat st {};
-    ::fstat(fd, &st);
-    for (std::size_t a = 0; a < ancestors.size(); ++a)
-      if (ancestors[a].first == st.st_dev && ancestors[a].second == st.st_ino) {
-        problem("a symbolic link loop: it is " + ancestor_paths[a] + " again, a node that contains it");
-        return;
+    if (!real_dir) {
+      struct stat st {};
+      ::fstat(fd, &st);
+      for (auto& a : ancestors) {
+        if (!a.id) {
+          struct stat ast {};
+          ::fstat(a.fd, &ast);
+          a.id = std::make_pair(ast.st_dev, ast.st_ino);
+        }
+        if (a.id->first == st.st_dev && a.id->second == st.st_ino) {
+          problem("a symbolic link loop: it is " + a.path + " again, a node that contains it");
+          return;
+        }
       }
+    }
     if (depth > max_depth) {
       problem("nested more than " + std::to_string(max_depth) + " levels deep");
       return;
     }
     // What the node holds, listed once: only what is there is opened.
-    auto held = names_in(fd);
-    auto has = [&](const char* name) { return std::binary_search(held.begin(), held.end(), std::string(name)); };
+    auto held = entries_in(fd);
+    auto find = [&](const char* name) -> const DirEntry* {
+      auto it = std::lower_bound(held.begin(), held.end(), DirEntry{name, DT_UNKNOWN});
+      return it != held.end() && it->name == name ? &*it : nullptr;
+    };
     std::string read_problem;
-    if (has("kind")) out.nodes[me].kind = read_file_at(fd, "kind", read_problem, path + "/kind");
-    if (has("value")) out.nodes[me].value = read_file_at(fd, "value", read_problem, path + "/value");
-    if (has("outputs")) out.nodes[me].outputs = read_file_at(fd, "outputs", read_problem, path + "/outputs");
+    for (auto [file, into] : {std::pair{"kind", &RawNode::kind}, std::pair{"value", &RawNode::value},
+                              std::pair{"outputs", &RawNode::outputs}})
+      if (const DirEntry* e = find(file))
+        nodes[me].*into = read_file_at(fd, file, read_problem, path + "/" + file, e->type == DT_REG);
     if (!read_problem.empty()) {
       problem(read_problem);
       return;
     }
-    if (!has("inputs")) return;
+    if (!find("inputs")) return;
     int inputs = ::openat(fd, "inputs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (inputs < 0) return;
     stages::Fd inputs_dir(inputs);
-    out.nodes[me].entries = names_in(inputs);
-    ancestors.emplace_back(st.st_dev, st.st_ino);
-    ancestor_paths.push_back(path);
-    std::vector<std::string> entries = out.nodes[me].entries;
-    for (const auto& e : entries) node(inputs, e, path + "/inputs/" + e, depth + 1);
+    auto entries = entries_in(inputs);
+    nodes[me].entries = names_of(entries);
+    ancestors.push_back({fd, std::nullopt, path});
+    if (entries.size() > 1 && !fanned_out.exchange(true)) {
+      fan_out(inputs, entries, path, depth);
+    } else {
+      for (const auto& e : entries) node(inputs, e, path + "/inputs/" + e.name, depth + 1);
+    }
     ancestors.pop_back();
-    ancestor_paths.pop_back();
+  }
+
+  // The sub-trees of one node on a few threads, their nodes appended in
+  // order afterwards: the same pre-order as one thread's.
+  void fan_out(int inputs, const std::vector<DirEntry>& entries, const std::string& path, int depth) {
+    std::vector<Walker> parts;
+    for (std::size_t i = 0; i < entries.size(); ++i) parts.push_back({count, too_many, fanned_out, {}, ancestors});
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      for (std::size_t i; (i = next.fetch_add(1)) < entries.size();)
+        parts[i].node(inputs, entries[i], path + "/inputs/" + entries[i].name, depth + 1);
+    };
+    std::size_t threads = std::min<std::size_t>({entries.size(), std::max(1u, std::thread::hardware_concurrency()), 4});
+    std::vector<std::thread> pool;
+    try {
+      for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    } catch (const std::system_error&) {
+      // (No thread to spare: this one walks them all.)
+    }
+    work();
+    for (auto& t : pool) t.join();
+    for (auto& p : parts) std::move(p.nodes.begin(), p.nodes.end(), std::back_inserter(nodes));
   }
 };
 
@@ -254,13 +336,17 @@ RawTask read_raw(const std::string& taskdir, const Invoker& invoker) {
       int comps = ::openat(root, "computations", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (comps >= 0) {
         stages::Fd comps_fd(comps);
-        for (const auto& name : names_in(comps)) {
+        for (const auto& e : entries_in(comps)) {
           struct stat st {};
-          if (::fstatat(comps, name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode)) raw.computations.push_back(name);
+          if (::fstatat(comps, e.name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode)) raw.computations.push_back(e.name);
         }
       }
-      Walker walker{raw, {}, {}};
-      walker.node(root, "workflow", "workflow", 0);
+      std::atomic<std::size_t> count{0};
+      std::atomic<bool> too_many{false}, fanned_out{false};
+      Walker walker{count, too_many, fanned_out, {}, {}};
+      walker.node(root, {"workflow", DT_UNKNOWN}, "workflow", 0);
+      raw.nodes = std::move(walker.nodes);
+      raw.too_many = too_many;
     }
     std::string text = serialise(raw);
     int fd = ::memfd_create("ce-run-task", MFD_CLOEXEC);

@@ -158,7 +158,7 @@ Fd open_directory_at(int dir, const std::string& relative, Create create, mode_t
   return current;
 }
 
-Fd open_regular_at(int dir, const std::string& name, const std::string& shown) {
+Fd open_regular_at(int dir, const std::string& name, const std::string& shown, struct stat* status) {
   // O_NONBLOCK: a FIFO must not block the open; it is refused below.
   Fd fd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) {
@@ -168,7 +168,8 @@ Fd open_regular_at(int dir, const std::string& name, const std::string& shown) {
                                   "follows a link");
     fail("cannot read " + shown, errno);
   }
-  struct stat st {};
+  struct stat own {};
+  struct stat& st = status ? *status : own;
   if (::fstat(fd.get(), &st) != 0) fail("cannot inspect " + shown, errno);
   if (!S_ISREG(st.st_mode)) throw HostFileError(shown + " is not a regular file");
   // O_NONBLOCK stays: it changes nothing for a regular file's reads.

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <vector>
 
@@ -72,8 +73,9 @@ Fd open_directory_at(int dir, const std::string& relative, Create create, mode_t
                      const std::string& shown);
 
 // Opens a file in `dir` for reading without following a symlink; it must be a
-// regular file. An empty Fd when it does not exist.
-Fd open_regular_at(int dir, const std::string& name, const std::string& shown);
+// regular file. An empty Fd when it does not exist. `st`, when given,
+// receives the file's status (the fstat it was checked with).
+Fd open_regular_at(int dir, const std::string& name, const std::string& shown, struct stat* st = nullptr);
 
 // Reads all of a regular file opened above (at most `limit` bytes, else
 // throws).

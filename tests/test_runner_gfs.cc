@@ -182,6 +182,30 @@ TEST_CASE("store_inputs files each input read-only under tinputs/H2/H10, and com
   CHECK(read_file(stored_a) == "ALPHA\n");
 }
 
+TEST_CASE("a filed file used as an input is hashed once per Gfs, and again when it has changed", "[unit][gfs]") {
+  Store s;
+  s.call().store_inputs();
+  std::string stored = s.path("tinputs/d0/46cd9b7ffb");
+  InputFile first = open_input(s.gfs, "x", stored, s.root, "x");
+  CHECK(first.in_gfs);
+  CHECK(first.sha1 == sha1_alpha);
+  CHECK(first.fd);  // read
+  InputFile again = open_input(s.gfs, "x", stored, s.root, "x");
+  CHECK(again.sha1 == sha1_alpha);
+  CHECK(again.stored == stored);
+  CHECK_FALSE(again.fd);  // known: not read again
+  // Replaced under the same name (a new inode and time): read afresh.
+  fs::remove(stored);
+  write_file(stored, "beta\n");
+  ::chmod(stored.c_str(), 0444);
+  InputFile changed = open_input(s.gfs, "x", stored, s.root, "x");
+  CHECK(changed.sha1 == sha1_beta);
+  CHECK(changed.fd);
+  // Another Gfs of the same directory knows nothing yet.
+  Gfs other(s.gfs.path());
+  CHECK(open_input(other, "x", stored, s.root, "x").fd);
+}
+
 TEST_CASE("promote files the outputs read-only with the record, and then the call is done", "[unit][gfs]") {
   Store s;
   Call c = s.call();

@@ -175,6 +175,19 @@ TEST_CASE("sym prints the task as CompEval's ce-sym did, from any working direct
   CHECK(r.out == "Inputs: 'data'\n"
                  "(join (join (upper INPUT('data'))[0] FILE('lit/sep.txt'))[0] "
                  "(join (split (upper INPUT('data'))[0])[1,0])[0])\n");
+
+  // A sub-node may be a symbolic link to another node's directory, and a
+  // node's file a link to a file (not loops: read as what they point to).
+  fs::path y = d.t.dir.path() / "workflow/inputs/01-y/inputs/00_01-sp/inputs";
+  fs::remove_all(y / "00-t");
+  fs::create_directory_symlink("../../../../00-x/inputs/00-u", y / "00-t");
+  fs::path x = d.t.dir.path() / "workflow/inputs/00-x/inputs/01-sep";
+  fs::rename(x / "value", d.t.dir.path() / "sep-value");
+  fs::create_symlink("../../../../../sep-value", x / "value");
+  auto linked = run_ce({"sym", d.t.path()});
+  INFO(linked.err);
+  CHECK(linked.exit_code == 0);
+  CHECK(linked.out == r.out);
 }
 
 TEST_CASE("a dry run (-n) of a task runs nothing, writes nothing in the GFS and exits 3 while something would be computed", "[task]") {
