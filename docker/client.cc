@@ -9,11 +9,12 @@
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <csignal>
-#include <optional>
 #include <chrono>
+#include <csignal>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "docker/attach.h"
@@ -138,7 +139,7 @@ void Client::release(std::unique_ptr<Connection> connection) {
 }
 
 Client::Response Client::request(const std::string& method, const std::string& path,
-                                 const std::string& body, bool versioned) {
+                                 const std::string& body, bool versioned, const Headers& headers) {
   const std::string uri = versioned ? std::string("/v") + api_version + path : path;
   const std::string endpoint = method + " " + uri;
   for (int attempt = 0;; ++attempt) {
@@ -153,6 +154,7 @@ Client::Response Client::request(const std::string& method, const std::string& p
       Poco::Net::HTTPRequest http_request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
       http_request.setHost("docker");
       http_request.setKeepAlive(true);
+      for (const auto& [name, value] : headers) http_request.set(name, value);
       if (method != "GET" && method != "HEAD") {
         http_request.setContentType("application/json");
         http_request.setContentLength(static_cast<std::streamsize>(body.size()));
@@ -185,7 +187,7 @@ Client::Response Client::request(const std::string& method, const std::string& p
 
 void Client::request_stream(const std::string& method, const std::string& path,
                             const std::string& body,
-                            const std::function<void(std::string_view)>& on_bytes) {
+                            const std::function<void(std::string_view)>& on_bytes, const Headers& headers) {
   const std::string uri = std::string("/v") + api_version + path;
   const std::string endpoint = method + " " + uri;
   std::unique_ptr<Connection> connection;
@@ -200,6 +202,7 @@ void Client::request_stream(const std::string& method, const std::string& path,
     http_request.setHost("docker");
     http_request.setContentType("application/json");
     http_request.setContentLength(static_cast<std::streamsize>(body.size()));
+    for (const auto& [name, value] : headers) http_request.set(name, value);
     std::ostream& out = connection->session().sendRequest(http_request);
     out << body;
     Poco::Net::HTTPResponse http_response;
@@ -470,6 +473,111 @@ std::string Client::commit(const CommitSpec& spec) {
   if (!spec.tag.empty()) path += "&tag=" + query_escape(spec.tag);
   if (!spec.comment.empty()) path += "&comment=" + query_escape(spec.comment);
   return json::parse_id(request("POST", path, json::commit_body(spec)).body);
+}
+
+}  // namespace ce::docker
+
+namespace ce::docker {
+
+SwarmState Client::swarm_state() { return json::parse_swarm_state(request("GET", "/info").body); }
+
+std::vector<NodeInfo> Client::list_nodes() { return json::parse_node_list(request("GET", "/nodes").body); }
+
+std::string Client::create_job(const JobSpec& spec, const std::string& auth) {
+  Headers headers;
+  if (!auth.empty()) headers.emplace_back("X-Registry-Auth", auth);
+  return json::parse_service_id(
+      request("POST", "/services/create", json::job_create_body(spec), true, headers).body);
+}
+
+std::vector<ServiceSummary> Client::list_services(const Labels& labels) {
+  return json::parse_service_list(
+      request("GET", "/services?filters=" + query_escape(json::label_filter(labels))).body);
+}
+
+std::vector<TaskInfo> Client::list_tasks(const std::string& service_id) {
+  std::string filter = R"({"service":[")" + service_id + R"("]})";
+  return json::parse_task_list(request("GET", "/tasks?filters=" + query_escape(filter)).body);
+}
+
+void Client::remove_service(const std::string& id) {
+  try {
+    request("DELETE", "/services/" + path_escape(id));
+  } catch (const EngineError& e) {
+    if (e.http_status() != 404) throw;
+  }
+}
+
+void Client::end_job(const std::string& id) {
+  try {
+    for (int attempt = 0;; ++attempt) {
+      std::int64_t version = 0;
+      std::string body = json::job_stop_body(request("GET", "/services/" + path_escape(id)).body, version);
+      if (body.find(json::nowhere_constraint) != body.rfind(json::nowhere_constraint)) break;  // ended before
+      try {
+        request("POST", "/services/" + path_escape(id) + "/update?version=" + std::to_string(version), body);
+        break;
+      } catch (const EngineError& e) {
+        // "update out of sequence": changed in between; read it again.
+        if (e.http_status() == 404 || attempt >= 3) throw;
+      }
+    }
+    // Deleted before the orchestrator has marked the placed task for
+    // removal, the service would leave it running: wait for the mark.
+    for (int i = 0; i < 100; ++i) {
+      auto tasks = list_tasks(id);
+      if (std::all_of(tasks.begin(), tasks.end(), [](const TaskInfo& t) {
+            return t.node_id.empty() || t.desired_state == "remove" || t.desired_state == "shutdown";
+          }))
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  } catch (const EngineError& e) {
+    if (e.http_status() != 404) throw;
+    return;
+  }
+  remove_service(id);
+}
+
+std::string Client::push_image(const std::string& repo, const std::string& tag, const std::string& auth) {
+  // The engine insists on the header; "{}" (encoded) is anonymous.
+  Headers headers{{"X-Registry-Auth", auth.empty() ? "e30=" : auth}};
+  std::string pending, error, digest;
+  auto line_done = [&](const std::string& line) {
+    if (line.find_first_not_of(" \r\t") == std::string::npos) return;
+    PullProgress progress;
+    if (!json::parse_pull_line(line, progress, error)) return;
+    if (std::string d = json::parse_push_digest(line); !d.empty()) digest = d;
+  };
+  request_stream("POST", "/images/" + path_escape(repo) + "/push?tag=" + query_escape(tag), {},
+                 [&](std::string_view bytes) {
+                   pending.append(bytes);
+                   for (std::size_t newline; (newline = pending.find('\n')) != std::string::npos;) {
+                     line_done(pending.substr(0, newline));
+                     pending.erase(0, newline + 1);
+                   }
+                 },
+                 headers);
+  if (!pending.empty()) line_done(pending);
+  if (!error.empty()) throw EngineError(ErrorKind::other, "cannot push " + repo + ":" + tag + ": " + error);
+  if (digest.empty())
+    throw EngineError(ErrorKind::protocol, "the engine pushed " + repo + ":" + tag + " but named no digest");
+  return digest;
+}
+
+std::optional<std::string> Client::registry_digest(const std::string& name, const std::string& auth) {
+  Headers headers;
+  if (!auth.empty()) headers.emplace_back("X-Registry-Auth", auth);
+  try {
+    std::string digest =
+        json::parse_distribution_digest(request("GET", "/distribution/" + path_escape(name) + "/json", {}, true, headers).body);
+    if (digest.empty()) return std::nullopt;
+    return digest;
+  } catch (const EngineError& e) {
+    // 401/403/404 (and the engine's 500 for a manifest unknown): none to use.
+    if (e.http_status() >= 400) return std::nullopt;
+    throw;
+  }
 }
 
 }  // namespace ce::docker

@@ -119,6 +119,26 @@ class Client {
   // Commits a container into an image; returns the image id.
   std::string commit(const CommitSpec& spec);
 
+  // Swarm (docs/fleet.md). `auth` is an X-Registry-Auth value
+  // (base64url of json::registry_auth's JSON); empty: anonymous.
+  SwarmState swarm_state();  // from GET /info
+  std::vector<NodeInfo> list_nodes();
+  // Creates a job (json::job_create_body); returns the service's ID.
+  std::string create_job(const JobSpec& spec, const std::string& auth = {});
+  std::vector<ServiceSummary> list_services(const Labels& labels);
+  // A service's tasks, newest state last as the engine gives them.
+  std::vector<TaskInfo> list_tasks(const std::string& service_id);
+  void remove_service(const std::string& id);  // gone already: no error
+  // Ends a job: its task's container is stopped (SIGTERM, then SIGKILL after
+  // the grace period) and removed by its node, and the service deleted.
+  // Gone already: no error.
+  void end_job(const std::string& id);
+  // Pushes REPO:TAG to its registry; returns the manifest's digest.
+  std::string push_image(const std::string& repo, const std::string& tag, const std::string& auth = {});
+  // The digest a registry holds for NAME (REPO:TAG); nullopt when it holds
+  // none (or refuses to say).
+  std::optional<std::string> registry_digest(const std::string& name, const std::string& auth = {});
+
  private:
   struct Response {
     int status = 0;
@@ -127,14 +147,15 @@ class Client {
     std::string server;       // the Server header
   };
 
+  using Headers = std::vector<std::pair<std::string, std::string>>;
   Response request(const std::string& method, const std::string& path,
-                   const std::string& body = {}, bool versioned = true);
+                   const std::string& body = {}, bool versioned = true, const Headers& headers = {});
   Response ping_response();
   // A request on a connection of its own; the response body is handed to
   // `on_bytes` as it arrives. Error statuses throw with the daemon's message.
   void request_stream(const std::string& method, const std::string& path,
                       const std::string& body,
-                      const std::function<void(std::string_view)>& on_bytes);
+                      const std::function<void(std::string_view)>& on_bytes, const Headers& headers = {});
   std::unique_ptr<Connection> acquire();
   void release(std::unique_ptr<Connection> connection);
   [[noreturn]] void throw_transport_error(const std::string& endpoint, int error_code,

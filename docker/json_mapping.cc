@@ -112,6 +112,21 @@ Labels get_labels(const Object::Ptr& o, const std::string& key) {
   return labels;
 }
 
+// Mounts rather than Binds: a path may hold ':' and a missing source is an
+// error instead of a directory silently created by the engine.
+Array::Ptr mounts_array(const std::vector<Bind>& binds) {
+  Array::Ptr mounts = new Array;
+  for (const auto& bind : binds) {
+    Object::Ptr mount = new Object;
+    mount->set("Type", "bind");
+    mount->set("Source", bind.host_path);
+    mount->set("Target", bind.container_path);
+    mount->set("ReadOnly", bind.access == Access::read_only);
+    mounts->add(mount);
+  }
+  return mounts;
+}
+
 }  // namespace
 
 std::string container_create_body(const ContainerSpec& spec) {
@@ -130,18 +145,7 @@ std::string container_create_body(const ContainerSpec& spec) {
   if (spec.network_mode == "none") body.set("NetworkDisabled", true);
 
   Object::Ptr host = new Object;
-  // Mounts rather than Binds: a path may hold ':' and a missing source is an
-  // error instead of a directory silently created by the engine.
-  Array::Ptr mounts = new Array;
-  for (const auto& bind : spec.binds) {
-    Object::Ptr mount = new Object;
-    mount->set("Type", "bind");
-    mount->set("Source", bind.host_path);
-    mount->set("Target", bind.container_path);
-    mount->set("ReadOnly", bind.access == Access::read_only);
-    mounts->add(mount);
-  }
-  host->set("Mounts", mounts);
+  host->set("Mounts", mounts_array(spec.binds));
   if (!spec.network_mode.empty()) host->set("NetworkMode", spec.network_mode);
   if (spec.nano_cpus > 0) host->set("NanoCpus", spec.nano_cpus);
   if (spec.memory_bytes > 0) host->set("Memory", spec.memory_bytes);
@@ -356,6 +360,198 @@ bool parse_pull_line(const std::string& line, PullProgress& progress, std::strin
   progress.status = get_string(o, "status");
   progress.progress = get_string(o, "progress");
   return true;
+}
+
+std::string job_create_body(const JobSpec& spec) {
+  Object::Ptr container = new Object;
+  container->set("Image", spec.image);
+  container->set("Labels", label_object(spec.labels));
+  if (!spec.command.empty()) container->set("Command", string_array(spec.command));
+  if (!spec.env.empty()) container->set("Env", string_array(spec.env));
+  if (!spec.user.empty()) container->set("User", spec.user);
+  if (!spec.working_dir.empty()) container->set("Dir", spec.working_dir);
+  container->set("Mounts", mounts_array(spec.binds));
+  container->set("Init", spec.init);
+
+  Object::Ptr limits = new Object, reservations = new Object, resources = new Object;
+  if (spec.nano_cpus > 0) limits->set("NanoCPUs", spec.nano_cpus);
+  if (spec.memory_bytes > 0) limits->set("MemoryBytes", spec.memory_bytes);
+  if (spec.pids_limit > 0) limits->set("Pids", spec.pids_limit);
+  if (spec.reserve_nano_cpus > 0) reservations->set("NanoCPUs", spec.reserve_nano_cpus);
+  if (spec.reserve_memory_bytes > 0) reservations->set("MemoryBytes", spec.reserve_memory_bytes);
+  resources->set("Limits", limits);
+  resources->set("Reservations", reservations);
+
+  Object::Ptr restart = new Object;
+  restart->set("Condition", "none");
+  Object::Ptr placement = new Object;
+  placement->set("Constraints", string_array(spec.constraints));
+
+  Object::Ptr task = new Object;
+  task->set("ContainerSpec", container);
+  task->set("Resources", resources);
+  task->set("RestartPolicy", restart);
+  task->set("Placement", placement);
+  if (!spec.network.empty()) {
+    Array::Ptr networks = new Array;
+    Object::Ptr network = new Object;
+    network->set("Target", spec.network);
+    networks->add(network);
+    task->set("Networks", networks);
+  }
+
+  Object::Ptr job = new Object, mode = new Object;
+  job->set("MaxConcurrent", 1);
+  job->set("TotalCompletions", 1);
+  mode->set("ReplicatedJob", job);
+
+  Object body;
+  body.set("Name", spec.name);
+  body.set("Labels", label_object(spec.labels));
+  body.set("TaskTemplate", task);
+  body.set("Mode", mode);
+  return to_text(body);
+}
+
+std::string parse_service_id(const std::string& text) {
+  auto o = parse_object(text, "answer to a service's creation");
+  std::string id = get_string(o, "ID");
+  if (id.empty()) throw EngineError(ErrorKind::protocol, "the engine's answer has no ID: " + text);
+  return id;
+}
+
+SwarmState parse_swarm_state(const std::string& text) {
+  auto o = get_object(parse_object(text, "system information"), "Swarm");
+  SwarmState state;
+  state.node_id = get_string(o, "NodeID");
+  state.local_node_state = get_string(o, "LocalNodeState");
+  state.control_available = get_bool(o, "ControlAvailable");
+  state.node_address = get_string(o, "NodeAddr");
+  return state;
+}
+
+std::vector<NodeInfo> parse_node_list(const std::string& text) {
+  auto array = parse_array(text, "node list");
+  std::vector<NodeInfo> out;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    auto o = array->getObject(static_cast<unsigned>(i));
+    if (!o) continue;
+    NodeInfo n;
+    n.id = get_string(o, "ID");
+    auto spec = get_object(o, "Spec");
+    n.role = get_string(spec, "Role");
+    n.availability = get_string(spec, "Availability");
+    n.labels = get_labels(spec, "Labels");
+    auto description = get_object(o, "Description");
+    n.hostname = get_string(description, "Hostname");
+    auto resources = get_object(description, "Resources");
+    n.nano_cpus = get_int(resources, "NanoCPUs");
+    n.memory_bytes = get_int(resources, "MemoryBytes");
+    n.engine_version = get_string(get_object(description, "Engine"), "EngineVersion");
+    auto status = get_object(o, "Status");
+    n.state = get_string(status, "State");
+    n.address = get_string(status, "Addr");
+    n.message = get_string(status, "Message");
+    n.leader = get_bool(get_object(o, "ManagerStatus"), "Leader");
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::vector<TaskInfo> parse_task_list(const std::string& text) {
+  auto array = parse_array(text, "task list");
+  std::vector<TaskInfo> out;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    auto o = array->getObject(static_cast<unsigned>(i));
+    if (!o) continue;
+    TaskInfo t;
+    t.id = get_string(o, "ID");
+    t.service_id = get_string(o, "ServiceID");
+    t.node_id = get_string(o, "NodeID");
+    t.desired_state = get_string(o, "DesiredState");
+    auto status = get_object(o, "Status");
+    t.state = get_string(status, "State");
+    t.message = get_string(status, "Message");
+    t.error = get_string(status, "Err");
+    t.timestamp = get_string(status, "Timestamp");
+    if (auto container = get_object(status, "ContainerStatus")) {
+      t.container_id = get_string(container, "ContainerID");
+      // (ExitCode is there from the start, 0 while it runs: it counts once
+      // the task has ended.)
+      if (container->has("ExitCode") && !container->isNull("ExitCode") &&
+          (t.state == "complete" || t.state == "failed"))
+        t.exit_code = static_cast<int>(get_int(container, "ExitCode"));
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<ServiceSummary> parse_service_list(const std::string& text) {
+  auto array = parse_array(text, "service list");
+  std::vector<ServiceSummary> out;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    auto o = array->getObject(static_cast<unsigned>(i));
+    if (!o) continue;
+    ServiceSummary s;
+    s.id = get_string(o, "ID");
+    s.created_at = get_string(o, "CreatedAt");
+    auto spec = get_object(o, "Spec");
+    s.name = get_string(spec, "Name");
+    s.labels = get_labels(spec, "Labels");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string job_stop_body(const std::string& service_text, std::int64_t& version) {
+  auto service = parse_object(service_text, "service description");
+  version = get_int(get_object(service, "Version"), "Index");
+  auto spec = get_object(service, "Spec");
+  if (!spec) throw EngineError(ErrorKind::protocol, "the engine's service description has no Spec");
+  auto task = get_object(spec, "TaskTemplate");
+  if (!task) throw EngineError(ErrorKind::protocol, "the engine's service description has no TaskTemplate");
+  Object::Ptr placement = get_object(task, "Placement");
+  if (!placement) {
+    placement = new Object;
+    task->set("Placement", placement);
+  }
+  Array::Ptr constraints = new Array;
+  for (const auto& c : get_strings(placement, "Constraints")) constraints->add(c);
+  constraints->add(std::string(nowhere_constraint));
+  placement->set("Constraints", constraints);
+  task->set("ForceUpdate", get_int(task, "ForceUpdate") + 1);
+  return to_text(*spec);
+}
+
+std::string parse_push_digest(const std::string& line) {
+  Object::Ptr o;
+  try {
+    o = parse_object(line, "push progress");
+  } catch (const EngineError&) {
+    return {};
+  }
+  return get_string(get_object(o, "aux"), "Digest");
+}
+
+std::string parse_distribution_digest(const std::string& text) {
+  // (An OCI descriptor: its members are lower case.)
+  auto descriptor = get_object(parse_object(text, "distribution description"), "Descriptor");
+  std::string digest = get_string(descriptor, "digest");
+  return digest.empty() ? get_string(descriptor, "Digest") : digest;
+}
+
+std::string registry_auth(const std::string& username, const std::string& password, const std::string& server,
+                          const std::string& identity_token) {
+  Object o;
+  if (!identity_token.empty()) {
+    o.set("identitytoken", identity_token);
+  } else {
+    o.set("username", username);
+    o.set("password", password);
+  }
+  if (!server.empty()) o.set("serveraddress", server);
+  return to_text(o);
 }
 
 }  // namespace ce::docker::json

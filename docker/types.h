@@ -153,4 +153,71 @@ struct PullProgress {
   std::string progress;
 };
 
+// Swarm (docs/fleet.md): the fleet's nodes, the jobs ce-run submits and
+// their tasks, as GET /info, /nodes, /services and /tasks describe them.
+
+// "Swarm" of GET /info: this engine's place in a swarm.
+struct SwarmState {
+  std::string node_id;
+  std::string local_node_state;  // inactive, pending, active, error, locked
+  bool control_available = false;  // a manager
+  std::string node_address;
+};
+
+// An entry of GET /nodes
+struct NodeInfo {
+  std::string id;
+  std::string hostname;
+  std::string role;          // worker, manager
+  std::string availability;  // active, pause, drain
+  std::string state;         // unknown, down, ready, disconnected
+  std::string address;
+  std::string message;
+  std::int64_t nano_cpus = 0;
+  std::int64_t memory_bytes = 0;
+  std::string engine_version;
+  bool leader = false;
+  Labels labels;  // the node's Spec.Labels (set by an operator)
+};
+
+// What POST /services/create needs for a replicated job of one task that
+// is never restarted by Swarm (its submitter decides what runs again).
+struct JobSpec {
+  std::string name;
+  Labels labels;            // the service's (and its containers')
+  std::string image;        // pinned: REPO@sha256:...
+  std::vector<std::string> command;  // the container's entrypoint replaced
+  std::vector<std::string> env;
+  std::string user;
+  std::string working_dir;
+  std::vector<Bind> binds;
+  std::string network;      // empty: none asked for; "host": the node's
+  std::int64_t nano_cpus = 0, memory_bytes = 0, pids_limit = 0;  // limits; 0: none
+  std::int64_t reserve_nano_cpus = 0, reserve_memory_bytes = 0;   // placed only where these fit
+  std::vector<std::string> constraints;  // "node.id!=...", "node.labels.x==y"
+  bool init = false;
+};
+
+// An entry of GET /tasks
+struct TaskInfo {
+  std::string id;
+  std::string service_id;
+  std::string node_id;
+  std::string state;          // new ... running, complete, failed, rejected, shutdown, orphaned, ...
+  std::string desired_state;
+  std::string message;
+  std::string error;          // Status.Err
+  std::optional<int> exit_code;  // Status.ContainerStatus.ExitCode, once it exited
+  std::string container_id;
+  std::string timestamp;      // of the last state change
+};
+
+// An entry of GET /services
+struct ServiceSummary {
+  std::string id;
+  std::string name;
+  std::string created_at;
+  Labels labels;
+};
+
 }  // namespace ce::docker

@@ -182,3 +182,94 @@ TEST_CASE("text that is not JSON is a protocol error", "[json]") {
     CHECK(e.kind() == ErrorKind::protocol);
   }
 }
+
+TEST_CASE("a job spec maps onto a replicated job of one task that Swarm never restarts", "[json][swarm-json]") {
+  JobSpec spec;
+  spec.name = "ce-run-call-1";
+  spec.labels = {{"ce-run.call", "1"}};
+  spec.image = "10.0.0.1:5000/ce-run/x@sha256:abc";
+  spec.command = {"/sup", "--serve"};
+  spec.env = {"A=b"};
+  spec.user = "0:0";
+  spec.working_dir = "/w";
+  spec.binds = {{"/gfs", "/gfs", Access::read_only}};
+  spec.network = "host";
+  spec.nano_cpus = 2000000000;
+  spec.memory_bytes = 1 << 30;
+  spec.pids_limit = 100;
+  spec.reserve_nano_cpus = 1000000000;
+  spec.reserve_memory_bytes = 1 << 30;
+  spec.constraints = {"node.id!=n1"};
+  spec.init = true;
+  auto body = parse(json::job_create_body(spec));
+  CHECK(body->getValue<std::string>("Name") == "ce-run-call-1");
+  auto job = body->getObject("Mode")->getObject("ReplicatedJob");
+  CHECK(job->getValue<int>("MaxConcurrent") == 1);
+  CHECK(job->getValue<int>("TotalCompletions") == 1);
+  auto task = body->getObject("TaskTemplate");
+  CHECK(task->getObject("RestartPolicy")->getValue<std::string>("Condition") == "none");
+  auto c = task->getObject("ContainerSpec");
+  CHECK(c->getValue<std::string>("Image") == spec.image);
+  CHECK(c->getArray("Command")->size() == 2);
+  CHECK(c->getValue<std::string>("User") == "0:0");
+  CHECK(c->getValue<std::string>("Dir") == "/w");
+  CHECK(c->getValue<bool>("Init"));
+  CHECK(c->getObject("Labels")->getValue<std::string>("ce-run.call") == "1");
+  auto mount = c->getArray("Mounts")->getObject(0);
+  CHECK(mount->getValue<std::string>("Type") == "bind");
+  CHECK(mount->getValue<bool>("ReadOnly"));
+  auto limits = task->getObject("Resources")->getObject("Limits");
+  CHECK(limits->getValue<std::int64_t>("NanoCPUs") == 2000000000);
+  CHECK(limits->getValue<std::int64_t>("MemoryBytes") == 1 << 30);
+  CHECK(limits->getValue<std::int64_t>("Pids") == 100);
+  auto reservations = task->getObject("Resources")->getObject("Reservations");
+  CHECK(reservations->getValue<std::int64_t>("MemoryBytes") == 1 << 30);
+  CHECK(task->getObject("Placement")->getArray("Constraints")->getElement<std::string>(0) == "node.id!=n1");
+  CHECK(task->getArray("Networks")->getObject(0)->getValue<std::string>("Target") == "host");
+}
+
+TEST_CASE("tasks, nodes and a push's digest are read from the engine's answers", "[json][swarm-json]") {
+  auto tasks = json::parse_task_list(R"j([
+    {"ID":"t1","ServiceID":"s","NodeID":"n1","DesiredState":"complete",
+     "Status":{"State":"failed","Err":"task: non-zero exit (3)","Timestamp":"2026-12-02T07:00:00Z",
+               "ContainerStatus":{"ContainerID":"c1","ExitCode":3}}},
+    {"ID":"t2","ServiceID":"s","DesiredState":"complete",
+     "Status":{"State":"pending","Err":"no suitable node (insufficient resources on 3 nodes)"}},
+    {"ID":"t3","ServiceID":"s","NodeID":"n2","Status":{"State":"running","ContainerStatus":{"ExitCode":0}}}])j");
+  REQUIRE(tasks.size() == 3);
+  CHECK(tasks[0].exit_code == 3);
+  CHECK(tasks[0].container_id == "c1");
+  CHECK(tasks[0].node_id == "n1");
+  CHECK_FALSE(tasks[1].exit_code);
+  CHECK(tasks[1].error == "no suitable node (insufficient resources on 3 nodes)");
+  CHECK_FALSE(tasks[2].exit_code);  // running: its 0 is no exit code yet
+
+  auto nodes = json::parse_node_list(R"([{"ID":"n1","Spec":{"Role":"manager","Availability":"active",
+    "Labels":{"site":"a"}},"Description":{"Hostname":"h1","Resources":{"NanoCPUs":2000000000,
+    "MemoryBytes":1024},"Engine":{"EngineVersion":"20.10.24"}},"Status":{"State":"down","Addr":"10.0.0.1",
+    "Message":"heartbeat failure"},"ManagerStatus":{"Leader":true}}])");
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].hostname == "h1");
+  CHECK(nodes[0].state == "down");
+  CHECK(nodes[0].leader);
+  CHECK(nodes[0].labels.at("site") == "a");
+  CHECK(nodes[0].nano_cpus == 2000000000);
+
+  CHECK(json::parse_push_digest(R"({"progressDetail":{},"aux":{"Tag":"t","Digest":"sha256:ab","Size":5}})") ==
+        "sha256:ab");
+  CHECK(json::parse_push_digest(R"({"status":"Pushed"})").empty());
+  CHECK(json::parse_distribution_digest(R"({"Descriptor":{"digest":"sha256:cd"}})") == "sha256:cd");
+  CHECK(json::parse_service_id(R"({"ID":"s1","Warnings":null})") == "s1");
+
+  std::int64_t version = 0;
+  auto stop = parse(json::job_stop_body(
+      R"({"ID":"s","Version":{"Index":42},"Spec":{"Name":"x","TaskTemplate":{"ForceUpdate":2,
+         "Placement":{"Constraints":["node.role==worker"]}}}})",
+      version));
+  CHECK(version == 42);
+  auto template_ = stop->getObject("TaskTemplate");
+  CHECK(template_->getValue<int>("ForceUpdate") == 3);
+  auto constraints = template_->getObject("Placement")->getArray("Constraints");
+  REQUIRE(constraints->size() == 2);
+  CHECK(constraints->getElement<std::string>(1) == json::nowhere_constraint);
+}

@@ -1,0 +1,187 @@
+// The Swarm part of docker::Client (docs/fleet.md) against the real 3-node
+// Swarm of scripts/start-swarm (ctest starts it for [swarm] cases, and
+// stops it after them): nodes, an image pushed to the fleet's registry and
+// pulled by a worker, a job's exit code and node, a job that fits no node,
+// and a running job ended with nothing left on its node.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+#include "docker/client.h"
+#include "docker/errors.h"
+#include "support/engine_fixture.h"
+
+using namespace ce::docker;
+
+namespace {
+
+// KEY=value of `scripts/start-swarm env`.
+std::string swarm_setting(const std::string& key) {
+  std::string command = std::string(CE_SOURCE_DIR) + "/scripts/start-swarm env";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe);
+  std::string out;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
+  ::pclose(pipe);
+  auto at = out.find(key + "=");
+  REQUIRE(at != std::string::npos);
+  auto start = at + key.size() + 1;
+  return out.substr(start, out.find('\n', start) - start);
+}
+
+// Polls `done` every 100 ms for up to `seconds`; whether it came true.
+bool within(double seconds, const std::function<bool()>& done) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+// The swarm's jobs this case made are ended whatever happens.
+struct Jobs {
+  Client& client;
+  std::vector<std::string> ids;
+  ~Jobs() {
+    for (const auto& id : ids) {
+      try {
+        client.end_job(id);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+};
+
+// busybox:latest pushed as REGISTRY/ce-test/busybox:PID; its digest.
+std::string pushed_busybox(Client& client, const std::string& registry, std::string& repo) {
+  repo = registry + "/ce-test/busybox";
+  std::string tag = std::to_string(::getpid());
+  client.tag_image("busybox:latest", repo, tag);
+  std::string digest = client.push_image(repo, tag);
+  client.remove_image(repo + ":" + tag);
+  return digest;
+}
+
+}  // namespace
+
+TEST_CASE("the swarm's nodes: three ready, a manager that leads, and what each has", "[docker][swarm]") {
+  Client client;
+  CHECK(client.swarm_state().local_node_state == "active");
+  CHECK(client.swarm_state().control_available);
+  auto nodes = client.list_nodes();
+  REQUIRE(nodes.size() == 3);
+  std::set<std::string> hostnames;
+  for (const auto& n : nodes) {
+    INFO(n.hostname);
+    CHECK(n.state == "ready");
+    CHECK(n.availability == "active");
+    CHECK(n.nano_cpus >= 1000000000);
+    CHECK(n.memory_bytes > 0);
+    CHECK(!n.address.empty());
+    hostnames.insert(n.hostname);
+  }
+  CHECK(hostnames.count("ce-swarm-w1") == 1);
+  CHECK(hostnames.count("ce-swarm-w2") == 1);
+  CHECK(std::count_if(nodes.begin(), nodes.end(), [](const NodeInfo& n) { return n.leader; }) == 1);
+}
+
+TEST_CASE("a job runs on a worker from an image pulled by digest from the fleet's registry, and reports its exit code",
+          "[docker][swarm]") {
+  Client client;
+  std::string registry = swarm_setting("CE_SWARM_REGISTRY"), repo;
+  std::string digest = pushed_busybox(client, registry, repo);
+  CHECK(digest.rfind("sha256:", 0) == 0);
+  CHECK(client.registry_digest(repo + ":" + std::to_string(::getpid())) == digest);
+  CHECK_FALSE(client.registry_digest(repo + ":no-such-tag"));
+
+  Jobs jobs{client, {}};
+  JobSpec spec;
+  spec.name = "ce-test-exit-" + std::to_string(::getpid());
+  spec.labels = {{"ce-run.test", spec.name}};
+  spec.image = repo + "@" + digest;
+  spec.command = {"sh", "-c", "hostname; exit 3"};
+  spec.constraints = {"node.role==worker"};
+  spec.memory_bytes = 64 << 20;
+  spec.pids_limit = 64;
+  spec.init = true;
+  jobs.ids.push_back(client.create_job(spec));
+  auto services = client.list_services({{"ce-run.test", spec.name}});
+  REQUIRE(services.size() == 1);
+  CHECK(services[0].id == jobs.ids[0]);
+
+  std::vector<TaskInfo> tasks;
+  REQUIRE(within(60, [&] {
+    tasks = client.list_tasks(jobs.ids[0]);
+    return tasks.size() == 1 && tasks[0].exit_code.has_value();
+  }));
+  CHECK(tasks[0].state == "failed");
+  CHECK(*tasks[0].exit_code == 3);
+  CHECK_THAT(tasks[0].error, Catch::Contains("non-zero exit (3)"));
+  std::string worker;
+  for (const auto& n : client.list_nodes())
+    if (n.id == tasks[0].node_id) worker = n.hostname;
+  CHECK((worker == "ce-swarm-w1" || worker == "ce-swarm-w2"));
+}
+
+TEST_CASE("a job that fits no node stays pending, and says why within seconds", "[docker][swarm]") {
+  Client client;
+  std::string registry = swarm_setting("CE_SWARM_REGISTRY"), repo;
+  std::string digest = pushed_busybox(client, registry, repo);
+  Jobs jobs{client, {}};
+  JobSpec spec;
+  spec.name = "ce-test-huge-" + std::to_string(::getpid());
+  spec.labels = {{"ce-run.test", spec.name}};
+  spec.image = repo + "@" + digest;
+  spec.command = {"true"};
+  spec.reserve_memory_bytes = std::int64_t{1} << 50;  // 1 PiB
+  jobs.ids.push_back(client.create_job(spec));
+  std::vector<TaskInfo> tasks;
+  REQUIRE(within(20, [&] {
+    tasks = client.list_tasks(jobs.ids[0]);
+    return tasks.size() == 1 && !tasks[0].error.empty();
+  }));
+  CHECK(tasks[0].state == "pending");
+  CHECK(tasks[0].node_id.empty());
+  CHECK_THAT(tasks[0].error, Catch::StartsWith("no suitable node (insufficient resources on 3 nodes"));
+}
+
+TEST_CASE("a running job ended by end_job leaves no service and no container on its node", "[docker][swarm]") {
+  Client client;
+  std::string registry = swarm_setting("CE_SWARM_REGISTRY"), repo;
+  std::string digest = pushed_busybox(client, registry, repo);
+  Jobs jobs{client, {}};
+  JobSpec spec;
+  spec.name = "ce-test-end-" + std::to_string(::getpid());
+  spec.labels = {{"ce-run.test", spec.name}};
+  spec.image = repo + "@" + digest;
+  spec.command = {"sleep", "300"};
+  spec.constraints = {"node.role==worker"};
+  spec.init = true;  // SIGTERM ends sleep at once
+  std::string id = client.create_job(spec);
+  jobs.ids.push_back(id);
+  std::vector<TaskInfo> tasks;
+  REQUIRE(within(60, [&] {
+    tasks = client.list_tasks(id);
+    return tasks.size() == 1 && tasks[0].state == "running";
+  }));
+  std::string hostname;
+  for (const auto& n : client.list_nodes())
+    if (n.id == tasks[0].node_id) hostname = n.hostname;
+  REQUIRE(hostname.rfind("ce-swarm-", 0) == 0);
+  // The node's own engine: the task's container is there, then gone.
+  Client node(EngineAddress::parse(swarm_setting("CE_SWARM_WORKER_" + hostname.substr(9))));
+  auto on_node = [&] { return node.list_containers({{"ce-run.test", spec.name}}, Which::all).size(); };
+  CHECK(on_node() == 1);
+  client.end_job(id);
+  CHECK(client.list_services({{"ce-run.test", spec.name}}).empty());
+  CHECK(within(20, [&] { return on_node() == 0; }));
+  client.end_job(id);  // gone already: no error
+}
