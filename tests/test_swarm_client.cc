@@ -15,6 +15,8 @@
 
 #include "docker/client.h"
 #include "docker/errors.h"
+#include "runner/fleet.h"
+#include "support/ce_run.h"
 #include "support/engine_fixture.h"
 
 using namespace ce::docker;
@@ -184,4 +186,51 @@ TEST_CASE("a running job ended by end_job leaves no service and no container on 
   CHECK(client.list_services({{"ce-run.test", spec.name}}).empty());
   CHECK(within(20, [&] { return on_node() == 0; }));
   client.end_job(id);  // gone already: no error
+}
+
+TEST_CASE("ce-run fleet status shows the nodes, ce-run's calls on each and those waiting for a node",
+          "[docker][swarm]") {
+  Client client;
+  std::string registry = swarm_setting("CE_SWARM_REGISTRY"), repo;
+  std::string digest = pushed_busybox(client, registry, repo);
+  Jobs jobs{client, {}};
+  namespace fl = ce::runner::fleet_label;
+  std::string tag = std::to_string(::getpid());
+  JobSpec running;
+  running.name = "ce-test-status-run-" + tag;
+  running.labels = {{"ce-run.test", running.name}, {fl::job, "call"}, {fl::call, "c_demo/0123456789ab/run" + tag},
+                    {fl::computation, "demo"}, {fl::attempt, "2"}};
+  running.image = repo + "@" + digest;
+  running.command = {"sleep", "300"};
+  running.constraints = {"node.role==worker"};
+  running.init = true;
+  jobs.ids.push_back(client.create_job(running));
+  JobSpec waiting = running;
+  waiting.name = "ce-test-status-wait-" + tag;
+  waiting.labels[fl::call] = "c_demo/0123456789ab/wait" + tag;
+  waiting.labels["ce-run.test"] = waiting.name;
+  waiting.reserve_memory_bytes = std::int64_t{1} << 50;
+  jobs.ids.push_back(client.create_job(waiting));
+  REQUIRE(within(60, [&] {
+    auto status = ce::runner::fleet_status(client);
+    return status.pending == 1 && std::any_of(status.jobs.begin(), status.jobs.end(), [](const auto& j) {
+             return j.state == "running";
+           });
+  }));
+
+  auto r = ce::test::run_ce({"fleet", "status"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::StartsWith("swarm: 3 nodes, 3 ready; 1 ce-run call running, 1 waiting for a node\n"));
+  CHECK_THAT(r.out, Catch::Contains(" manager  ready    active"));
+  CHECK_THAT(r.out, Catch::Contains("\nce-swarm-w1              worker   ready    active"));
+  CHECK_THAT(r.out, Catch::Contains("    c_demo/0123456789ab/run" + tag + "  running for "));
+  CHECK_THAT(r.out, Catch::Contains("attempt 2)"));
+  CHECK_THAT(r.out, Catch::Contains("waiting for a node:\n    c_demo/0123456789ab/wait" + tag +
+                                    "  no suitable node (insufficient resources on 3 nodes"));
+
+  // A worker's engine knows no fleet: ce-run says where to ask.
+  auto worker = ce::test::run_ce_env({"DOCKER_HOST=" + swarm_setting("CE_SWARM_WORKER_w1")}, {"fleet", "status"});
+  CHECK(worker.exit_code == 125);
+  CHECK_THAT(worker.err, Catch::Contains("is a Swarm worker: only a manager knows the fleet"));
 }

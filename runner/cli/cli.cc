@@ -29,6 +29,7 @@ const char* const usage_text =
     "       ce-run sym TASKDIR\n"
     "       ce-run graph [-o FILE] [--gfs DIR] TASKDIR [INPUT...]\n"
     "       ce-run log [--gfs DIR] TASKDIR NODE [INPUT...]\n"
+    "       ce-run fleet status\n"
     "\n"
     "Runs the computation in COMPDIR in a container of the base image named by\n"
     "COMPDIR/docker.conf, after applying the setup stages of COMPDIR/docker-setup.sh\n"
@@ -74,6 +75,9 @@ const char* const usage_text =
     "  graph   the task's graph of calls in Graphviz dot, with each call's state\n"
     "          when given the inputs; -o FILE.svg|.png|.pdf renders it\n"
     "  log     the standard output and error of a task node's call\n"
+    "  fleet status\n"
+    "          the Swarm's nodes (state, resources, ce-run's calls on each) and\n"
+    "          the calls waiting for a node (docs/fleet.md)\n"
     "\n"
     "exit status: the computation's own (a task: 0 when every output exists, 1\n"
     "when a call failed); 125 when ce-run or a setup step fails,\n"
@@ -146,6 +150,7 @@ const char* action_name(Action action) {
     case Action::log: return "log";
     case Action::sym: return "sym";
     case Action::graph: return "graph";
+    case Action::fleet_status: return "fleet status";
     default: return "a run";
   }
 }
@@ -250,6 +255,14 @@ Command parse_command_line(const std::vector<std::string>& args) {
     }
   }
   if (command.action != Command::Action::run) return command;
+  if (!positional.empty() && positional[0] == "fleet") {
+    if (positional.size() != 2 || positional[1] != "status")
+      throw UsageError("fleet takes one command: ce-run fleet status");
+    command.action = Command::Action::fleet_status;
+    if (!command.command.empty()) throw UsageError("fleet status takes no command after --");
+    check_options_fit(command.action, given);
+    return command;
+  }
   static const std::pair<const char*, Command::Action> subcommands[] = {
       {"lint", Command::Action::lint}, {"status", Command::Action::status}, {"gc", Command::Action::gc},
       {"why", Command::Action::why},   {"shell", Command::Action::shell},   {"sym", Command::Action::sym},
@@ -308,6 +321,8 @@ int run(const Command& command) {
       return run_sym(command);
     case Command::Action::graph:
       return run_graph(command);
+    case Command::Action::fleet_status:
+      return run_fleet_status(command);
     case Command::Action::run:
       if (is_task(command.compdir)) return run_task_command(command);
       if (command.jobs || command.fail_fast || !command.junit.empty())

@@ -23,7 +23,7 @@ constexpr int out_of_date = 3;      // -n: something would be computed
 enum class Verbosity { quiet, normal, verbose };
 
 struct Command {
-  enum class Action { run, lint, status, gc, why, shell, log, sym, graph, help, version };
+  enum class Action { run, lint, status, gc, why, shell, log, sym, graph, fleet_status, help, version };
   Action action = Action::run;
   Verbosity verbosity = Verbosity::normal;
   bool dry_run = false;

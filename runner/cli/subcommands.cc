@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/filesystem.hpp>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <set>
 #include <spdlog/spdlog.h>
@@ -15,6 +16,7 @@
 #include "runner/gfs.h"
 #include "runner/invoker.h"
 #include "runner/docker_conf.h"
+#include "runner/fleet.h"
 #include "runner/git_identity.h"
 #include "runner/cli/run_command.h"
 #include <fcntl.h>
@@ -325,6 +327,58 @@ int run_why(const Command& command) {
       std::printf("  stages: %zu removed at the end; the rest unchanged\n", old_keys.size() - keys.size());
     else
       std::printf("  stages: unchanged (%zu)\n", keys.size());
+  }
+  return 0;
+}
+
+namespace {
+
+// "12 s", "4 min", "3 h" since an engine's RFC 3339 time (UTC); "" when it
+// cannot be read.
+std::string age_of(const std::string& rfc3339) {
+  std::tm tm{};
+  if (rfc3339.size() < 19 || !::strptime(rfc3339.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return {};
+  long long seconds = static_cast<long long>(std::time(nullptr) - ::timegm(&tm));
+  if (seconds < 0) seconds = 0;
+  if (seconds < 120) return std::to_string(seconds) + " s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + " min";
+  return std::to_string(seconds / 3600) + " h";
+}
+
+}  // namespace
+
+int run_fleet_status(const Command& /*command*/) {
+  docker::Client client;
+  client.check_engine();
+  FleetStatus fleet = fleet_status(client);
+  std::size_t ready = 0, running = 0;
+  for (const auto& n : fleet.nodes) {
+    ready += n.node.state == "ready" ? 1 : 0;
+    running += n.jobs.size();
+  }
+  std::printf("swarm: %zu node%s, %zu ready; %zu ce-run call%s running, %zu waiting for a node\n", fleet.nodes.size(),
+              fleet.nodes.size() == 1 ? "" : "s", ready, running, running == 1 ? "" : "s", fleet.pending);
+  std::printf("%-24s %-8s %-8s %-8s %5s %10s  %s\n", "NODE", "ROLE", "STATE", "AVAIL", "CPUS", "MEMORY", "CALLS");
+  for (const auto& n : fleet.nodes) {
+    std::string name = n.node.hostname + (n.node.id == fleet.this_node ? " *" : "");
+    char cpus[32];
+    std::snprintf(cpus, sizeof cpus, "%.4g", static_cast<double>(n.node.nano_cpus) / 1e9);
+    std::printf("%-24s %-8s %-8s %-8s %5s %10s  %zu\n", name.c_str(), n.node.role.c_str(), n.node.state.c_str(),
+                n.node.availability.c_str(), cpus, human_size(n.node.memory_bytes).c_str(), n.jobs.size());
+    for (std::size_t k : n.jobs) {
+      const auto& job = fleet.jobs[k];
+      std::string age = age_of(job.since);
+      std::printf("    %s  %s%s  (job %s, attempt %s)\n", job.call.c_str(), job.state.c_str(),
+                  age.empty() ? "" : (" for " + age).c_str(), job.service_id.substr(0, 12).c_str(),
+                  job.attempt.empty() ? "1" : job.attempt.c_str());
+    }
+  }
+  if (fleet.pending > 0) {
+    std::printf("waiting for a node:\n");
+    for (const auto& job : fleet.jobs)
+      if (job.node_id.empty() && (job.state == "new" || job.state == "pending" || job.state == "allocated"))
+        std::printf("    %s  %s  (job %s)\n", job.call.c_str(),
+                    job.error.empty() ? job.state.c_str() : job.error.c_str(), job.service_id.substr(0, 12).c_str());
   }
   return 0;
 }

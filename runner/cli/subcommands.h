@@ -1,4 +1,4 @@
-// ce-run status | gc | why | shell (docs/cli.md).
+// ce-run status | gc | why | shell | fleet status (docs/cli.md).
 #pragma once
 
 #include "runner/cli/cli.h"
@@ -9,5 +9,6 @@ int run_status(const Command& command);
 int run_gc(const Command& command);
 int run_why(const Command& command);
 int run_shell(const Command& command);
+int run_fleet_status(const Command& command);
 
 }  // namespace ce::runner
