@@ -508,37 +508,6 @@ void Client::remove_service(const std::string& id) {
   }
 }
 
-void Client::end_job(const std::string& id) {
-  try {
-    for (int attempt = 0;; ++attempt) {
-      std::int64_t version = 0;
-      std::string body = json::job_stop_body(request("GET", "/services/" + path_escape(id)).body, version);
-      if (body.find(json::nowhere_constraint) != body.rfind(json::nowhere_constraint)) break;  // ended before
-      try {
-        request("POST", "/services/" + path_escape(id) + "/update?version=" + std::to_string(version), body);
-        break;
-      } catch (const EngineError& e) {
-        // "update out of sequence": changed in between; read it again.
-        if (e.http_status() == 404 || attempt >= 3) throw;
-      }
-    }
-    // Deleted before the orchestrator has marked the placed task for
-    // removal, the service would leave it running: wait for the mark.
-    for (int i = 0; i < 100; ++i) {
-      auto tasks = list_tasks(id);
-      if (std::all_of(tasks.begin(), tasks.end(), [](const TaskInfo& t) {
-            return t.node_id.empty() || t.desired_state == "remove" || t.desired_state == "shutdown";
-          }))
-        break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  } catch (const EngineError& e) {
-    if (e.http_status() != 404) throw;
-    return;
-  }
-  remove_service(id);
-}
-
 std::string Client::push_image(const std::string& repo, const std::string& tag, const std::string& auth) {
   // The engine insists on the header; "{}" (encoded) is anonymous.
   Headers headers{{"X-Registry-Auth", auth.empty() ? "e30=" : auth}};

@@ -128,11 +128,10 @@ class Client {
   std::vector<ServiceSummary> list_services(const Labels& labels);
   // A service's tasks, newest state last as the engine gives them.
   std::vector<TaskInfo> list_tasks(const std::string& service_id);
-  void remove_service(const std::string& id);  // gone already: no error
-  // Ends a job: its task's container is stopped (SIGTERM, then SIGKILL after
-  // the grace period) and removed by its node, and the service deleted.
-  // Gone already: no error.
-  void end_job(const std::string& id);
+  // Deletes a service: its tasks' containers are stopped (SIGTERM, then
+  // SIGKILL after the grace period) and removed by their nodes. Gone
+  // already: no error.
+  void remove_service(const std::string& id);
   // Pushes REPO:TAG to its registry; returns the manifest's digest.
   std::string push_image(const std::string& repo, const std::string& tag, const std::string& auth = {});
   // The digest a registry holds for NAME (REPO:TAG); nullopt when it holds

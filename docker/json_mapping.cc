@@ -400,10 +400,9 @@ std::string job_create_body(const JobSpec& spec) {
     task->set("Networks", networks);
   }
 
-  Object::Ptr job = new Object, mode = new Object;
-  job->set("MaxConcurrent", 1);
-  job->set("TotalCompletions", 1);
-  mode->set("ReplicatedJob", job);
+  Object::Ptr replicated = new Object, mode = new Object;
+  replicated->set("Replicas", 1);
+  mode->set("Replicated", replicated);
 
   Object body;
   body.set("Name", spec.name);
@@ -502,26 +501,6 @@ std::vector<ServiceSummary> parse_service_list(const std::string& text) {
     out.push_back(std::move(s));
   }
   return out;
-}
-
-std::string job_stop_body(const std::string& service_text, std::int64_t& version) {
-  auto service = parse_object(service_text, "service description");
-  version = get_int(get_object(service, "Version"), "Index");
-  auto spec = get_object(service, "Spec");
-  if (!spec) throw EngineError(ErrorKind::protocol, "the engine's service description has no Spec");
-  auto task = get_object(spec, "TaskTemplate");
-  if (!task) throw EngineError(ErrorKind::protocol, "the engine's service description has no TaskTemplate");
-  Object::Ptr placement = get_object(task, "Placement");
-  if (!placement) {
-    placement = new Object;
-    task->set("Placement", placement);
-  }
-  Array::Ptr constraints = new Array;
-  for (const auto& c : get_strings(placement, "Constraints")) constraints->add(c);
-  constraints->add(std::string(nowhere_constraint));
-  placement->set("Constraints", constraints);
-  task->set("ForceUpdate", get_int(task, "ForceUpdate") + 1);
-  return to_text(*spec);
 }
 
 std::string parse_push_digest(const std::string& line) {

@@ -36,22 +36,17 @@ std::string parse_error_message(const std::string& text);
 // `error` (and the return value is then false).
 bool parse_pull_line(const std::string& line, PullProgress& progress, std::string& error);
 
-// Swarm (types.h). A job is a replicated job of one task that Swarm never
-// restarts: Mode.ReplicatedJob {MaxConcurrent 1, TotalCompletions 1},
-// RestartPolicy.Condition "none".
+// Swarm (types.h). A job is a replicated service of one replica whose task
+// Swarm never restarts: Mode.Replicated {Replicas 1}, RestartPolicy
+// "none". (Not Mode.ReplicatedJob: engine 20.10 leaves a deleted job's
+// containers on their nodes, running or not, moby/moby#42789; a deleted
+// service's are stopped and removed.)
 std::string job_create_body(const JobSpec& spec);
 std::string parse_service_id(const std::string& text);  // of POST /services/create: "ID"
 SwarmState parse_swarm_state(const std::string& info_text);  // GET /info
 std::vector<NodeInfo> parse_node_list(const std::string& text);
 std::vector<TaskInfo> parse_task_list(const std::string& text);
 std::vector<ServiceSummary> parse_service_list(const std::string& text);
-// A job's service updated so that its task is removed (the running
-// container stopped by its node) and none placed again: from GET
-// /services/{id}, the spec with ForceUpdate + 1 and a constraint no node
-// meets; `version` gets the version to update. (Engine 20.10 leaves a
-// deleted job's container running: moby/moby#42789.)
-inline constexpr const char* nowhere_constraint = "node.id==ce-run-job-ended";
-std::string job_stop_body(const std::string& service_text, std::int64_t& version);
 // The digest ("sha256:...") of one line of a push's progress stream: its
 // "aux" member; empty on other lines.
 std::string parse_push_digest(const std::string& line);

@@ -14,6 +14,12 @@
 //       closes.
 //   ce-run-supervise --lifeline-fd N -- COMMAND [ARG...]
 //       The lifeline is descriptor N (a pipe the server below holds).
+//   ce-run-supervise --job DIR
+//       A fleet job (docs/fleet.md, docker/job_file.h): the whole life of a
+//       Swarm job's container. Runs the everytime steps of DIR/.job as root,
+//       then the command as its user, their output appended to DIR/.stdout
+//       and DIR/.stderr, and writes how they ended to DIR/.end. SIGTERM
+//       (the job ended by its submitter) stops the running one's group.
 //   ce-run-supervise --serve
 //       Many commands through one exec (a task's calls, docker/command_server.h):
 //       standard input carries requests, standard output answers, each a
@@ -58,6 +64,7 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -68,6 +75,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "docker/job_file.h"
 #include "docker/serve_frames.h"
 
 namespace {
@@ -379,6 +387,161 @@ int serve(const char* self) {
   }
 }
 
+// --job DIR
+volatile sig_atomic_t job_child = 0;
+void job_forward(int sig) {
+  if (job_child > 0) ::kill(-job_child, sig);
+}
+
+// A user of the container's /etc/passwd by name (a static program has no
+// NSS): its uid and primary gid.
+bool user_by_name(const std::string& name, uid_t& uid, gid_t& gid) {
+  FILE* passwd = std::fopen("/etc/passwd", "r");
+  if (!passwd) return false;
+  char line[1024];
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, passwd)) {
+    std::vector<std::string> fields;
+    std::string field;
+    for (const char* c = line; *c && *c != '\n'; ++c) {
+      if (*c == ':') {
+        fields.push_back(field);
+        field.clear();
+      } else {
+        field += *c;
+      }
+    }
+    fields.push_back(field);
+    if (fields.size() >= 4 && fields[0] == name) {
+      uid = static_cast<uid_t>(std::strtoul(fields[2].c_str(), nullptr, 10));
+      gid = static_cast<gid_t>(std::strtoul(fields[3].c_str(), nullptr, 10));
+      found = true;
+    }
+  }
+  std::fclose(passwd);
+  return found;
+}
+
+// Runs argv with stdout and stderr on `out` and `err`, in a process group
+// of its own, as `user` when given; returns its status as a shell gives it.
+int job_run(const std::vector<std::string>& argv, int out, int err, const std::string* user,
+            const std::string& workdir, const std::string& stage) {
+  pid_t pid = ::fork();
+  if (pid < 0) return 125;
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(out, STDOUT_FILENO);
+    ::dup2(err, STDERR_FILENO);
+    if (!stage.empty()) ::setenv("CE_STAGE", stage.c_str(), 1);
+    if (user && !user->empty()) {
+      unsigned u = 0, g = 0;
+      uid_t uid = 0;
+      gid_t gid = 0;
+      if (std::sscanf(user->c_str(), "%u:%u", &u, &g) == 2) {
+        uid = u;
+        gid = g;
+      } else if (!user_by_name(*user, uid, gid)) {
+        std::fprintf(stderr, "ce-run-supervise: no user '%s' in the container's /etc/passwd\n", user->c_str());
+        ::_exit(125);
+      }
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) {
+        std::fprintf(stderr, "ce-run-supervise: cannot become %s: %s\n", user->c_str(), std::strerror(errno));
+        ::_exit(125);
+      }
+    }
+    if (!workdir.empty() && ::chdir(workdir.c_str()) != 0) {
+      std::fprintf(stderr, "ce-run-supervise: cannot enter %s: %s\n", workdir.c_str(), std::strerror(errno));
+      ::_exit(125);
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    int e = errno;
+    std::fprintf(stderr, "ce-run-supervise: cannot run %s: %s\n", args[0], std::strerror(e));
+    ::_exit(e == ENOENT ? 127 : 126);
+  }
+  job_child = pid;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  job_child = 0;
+  return status_code(status);
+}
+
+int job(const char* dir_path) {
+  namespace job = ce::docker::job;
+  int dir = ::open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    std::fprintf(stderr, "ce-run-supervise: cannot open %s: %s\n", dir_path, std::strerror(errno));
+    return 125;
+  }
+  std::string text;
+  int fd = ::openat(dir, job::description, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  for (char buffer[65536]; fd >= 0;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  auto d = job::decode(text);
+  if (fd < 0 || !d) {
+    std::fprintf(stderr, "ce-run-supervise: %s/%s is not a job's description\n", dir_path, job::description);
+    return 125;
+  }
+  ::close(fd);
+  auto open_log = [&](const char* name) {
+    ::unlinkat(dir, name, 0);
+    return ::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+  };
+  int out = open_log(job::stdout_file), err = open_log(job::stderr_file);
+  if (out < 0 || err < 0) {
+    std::fprintf(stderr, "ce-run-supervise: cannot write in %s: %s\n", dir_path, std::strerror(errno));
+    return 125;
+  }
+  struct sigaction forward {};
+  forward.sa_handler = job_forward;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &forward, nullptr);
+  if (d->shell == "auto") {  // bash where the image has it, as a local call's steps
+    d->shell = "sh";
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+    for (std::size_t at = 0; at <= dirs.size();) {
+      std::size_t colon = dirs.find(':', at);
+      if (colon == std::string::npos) colon = dirs.size();
+      std::string candidate = dirs.substr(at, colon - at) + "/bash";
+      if (colon > at && ::access(candidate.c_str(), X_OK) == 0) {
+        d->shell = "bash";
+        break;
+      }
+      at = colon + 1;
+    }
+  }
+  std::string end;
+  int code = 0;
+  for (std::size_t k = 0; k < d->steps.size() && end.empty(); ++k) {
+    code = job_run({d->shell, "-c", d->steps[k].program, d->origin}, out, err, nullptr, {}, d->steps[k].stage);
+    if (code != 0) end = "everytime " + std::to_string(k + 1) + " " + std::to_string(code) + "\n";
+  }
+  if (end.empty()) {
+    code = job_run(d->argv, out, err, &d->user, d->workdir, {});
+    end = "command " + std::to_string(code) + "\n";
+  }
+  std::string temp = std::string(job::end_file) + ".tmp";
+  ::unlinkat(dir, temp.c_str(), 0);
+  int e = ::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+  if (e < 0 || !write_all(e, end) || ::fsync(e) != 0 || ::close(e) != 0 ||
+      ::renameat(dir, temp.c_str(), dir, job::end_file) != 0) {
+    std::fprintf(stderr, "ce-run-supervise: cannot write %s/%s: %s\n", dir_path, job::end_file, std::strerror(errno));
+    return 125;
+  }
+  ::fsync(out);
+  ::fsync(err);
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -393,6 +556,7 @@ int main(int argc, char** argv) {
     }
     if (std::strcmp(argv[i], "--hold") == 0 && i + 1 < argc) return hold(argv[i + 1]);
     if (std::strcmp(argv[i], "--serve") == 0) return serve("/proc/self/exe");
+    if (std::strcmp(argv[i], "--job") == 0 && i + 1 < argc) return job(argv[i + 1]);
     if (std::strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
       grace_seconds = std::strtol(argv[++i], nullptr, 10);
     } else if (std::strcmp(argv[i], "--lifeline") == 0 && i + 1 < argc) {

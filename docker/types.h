@@ -180,8 +180,8 @@ struct NodeInfo {
   Labels labels;  // the node's Spec.Labels (set by an operator)
 };
 
-// What POST /services/create needs for a replicated job of one task that
-// is never restarted by Swarm (its submitter decides what runs again).
+// What POST /services/create needs for a job: one task that Swarm never
+// restarts (its submitter decides what runs again); json_mapping.h.
 struct JobSpec {
   std::string name;
   Labels labels;            // the service's (and its containers')

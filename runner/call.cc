@@ -16,14 +16,19 @@
 
 #include <boost/filesystem.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <sys/stat.h>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
 #include "runner/compdir.h"
@@ -316,6 +321,9 @@ struct CallPipeline::State : stages::StepObserver {
   std::unique_ptr<stages::FileLock> take_lock(int dir, const std::string& name, const std::string& shown,
                                               const char* holder, Level level, docker::Cancellation& cancel);
   std::string kept_message(const std::string& why, const StagedCall& staged) const;
+  bool run_fleet(docker::Client& client, const FleetSettings& fleet, const stages::ApplyResult& applied,
+                 const std::string& final_key,
+                 const std::vector<std::string>& env, const docker::OutputSink& sink, docker::Cancellation& cancel);
 };
 
 std::shared_ptr<const PreparedComputation> prepare_computation(const CallRequest& r) {
@@ -645,6 +653,16 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   if (cancel.cancelled()) return cancelled();
 
   for (const auto& [k, v] : conf.env) env.push_back(k + "=" + v);
+  if (request.swarm || prep->c.comp.host.swarm) {
+    const HostConf& hc = prep->c.comp.host;
+    if (hc.registry.empty())
+      throw Stop(Outcome::failed, "a fleet call needs the fleet's registry, which every node pulls stage images "
+                                  "from: registry = \"HOST:PORT\" in " + hc.origin + " (docs/fleet.md)");
+    FleetSettings fleet;
+    fleet.registry = hc.registry;
+    fleet.attempts = static_cast<int>(hc.swarm_attempts);
+    return run_fleet(client, fleet, applied, final_key, env, sink, cancel);
+  }
   auto supervisor = supervisor_on_host(host.supervisor);
   docker::ContainerSpec spec;
   spec.image = applied.image_id;
@@ -855,6 +873,250 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
     events.note(Level::warning, std::string(e.what()) + "; ce-run gc removes it");
   }
   keep_log();
+  end_phase(phase::filing);
+  outputs(OutputStatus::computed, &record);
+  finish(Outcome::computed);
+  return false;
+}
+
+namespace {
+
+// A file of the fleet's own in GFSDIR/.ce-run/DIR, made once: `name` is
+// there already, or `write` fills a fresh temporary that takes its name.
+void make_once(int parent, const std::string& dir, const std::string& name, const std::string& shown,
+               const std::function<void(int at, const std::string& temp)>& write) {
+  stages::Fd d = stages::open_directory_at(parent, dir, stages::Create::yes, 0755, ::geteuid(), shown);
+  struct stat st {};
+  if (::fstatat(d.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return;
+  std::string temp = ".tmp." + name + "." + stages::random_word();
+  try {
+    write(d.get(), temp);
+  } catch (...) {
+    stages::remove_tree_at(d.get(), temp, shown + "/" + temp);
+    throw;
+  }
+  if (::renameat(d.get(), temp.c_str(), d.get(), name.c_str()) != 0) {
+    int e = errno;
+    stages::remove_tree_at(d.get(), temp, shown + "/" + temp);
+    if (e != EEXIST && e != ENOTEMPTY)  // (another ce-run made it meanwhile: the same content)
+      throw std::runtime_error("cannot make " + shown + "/" + name + ": " + std::strerror(e));
+  }
+}
+
+}  // namespace
+
+// The command as a job of the fleet (docs/fleet.md): the stage image in the
+// registry, COMPDIR's tree and the supervisor in the GFS every node mounts
+// at the same path, a staging directory there per attempt; then filed as a
+// local call's outputs are.
+bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings& fleet,
+                                    const stages::ApplyResult& applied, const std::string& final_key,
+                                    const std::vector<std::string>& env, const docker::OutputSink& sink,
+                                    docker::Cancellation& cancel) {
+  const DockerConf& conf = prep->c.comp.conf;
+  const std::string& dir = prep->c.comp.dir;
+  const std::string& gfs = store->path();
+  if (!call)
+    throw Stop(Outcome::failed, "--swarm runs CompEval calls (a computation with inputs and outputs files, its "
+                                "results filed in the GFS); run " + request.compdir + " without --swarm");
+  if (!prep->identity.dirty_files.empty())
+    throw Stop(Outcome::failed, "--swarm runs the commit, and " + request.compdir + " has uncommitted changes (" +
+                                    prep->identity.dirty_files.front() +
+                                    (prep->identity.dirty_files.size() > 1 ? ", ..." : "") +
+                                    "); commit them and run again");
+  std::string image;
+  try {
+    image = publish_stage_image(client, fleet, applied.image_id, final_key);
+  } catch (const std::exception& e) {
+    throw Stop(Outcome::failed, "cannot publish the stage image to the fleet's registry " + fleet.registry + ": " +
+                                    e.what() + "; check the registry (docs/fleet.md) and run again");
+  }
+  result.facts.job_image = image;
+  events.note(Level::info, "stage image " + image);
+
+  // What every node needs besides the image, in the GFS: COMPDIR's tree and
+  // the supervisor, each made once and named by its content.
+  std::string own_shown = gfs + "/.ce-run";
+  stages::Fd own = store->dir(".ce-run", stages::Create::yes);
+  ::fchmod(own.get(), 0700);
+  const std::string& tree = prep->identity.tree;
+  make_once(own.get(), "trees", tree, own_shown + "/trees", [&](int at, const std::string& temp) {
+    if (::mkdirat(at, temp.c_str(), 0755) != 0)
+      throw std::runtime_error("cannot make " + own_shown + "/trees/" + temp + ": " + std::strerror(errno));
+    stages::Fd into(::openat(at, temp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    export_tree(dir, tree, into.get());
+  });
+  auto supervisor = supervisor_on_host(request.host.supervisor);
+  stages::Fd binary(::open(supervisor.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!binary) throw std::runtime_error("cannot read " + supervisor.path + ": " + std::strerror(errno));
+  std::string supervisor_name = "supervise-" + sha256_fd(binary.get(), supervisor.path).substr(0, 16);
+  make_once(own.get(), "bin", supervisor_name, own_shown + "/bin", [&](int at, const std::string& temp) {
+    stages::Fd to(::openat(at, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0755));
+    if (!to || ::lseek(binary.get(), 0, SEEK_SET) != 0 || stages::copy_fd(binary.get(), to.get()) != 0 ||
+        ::fchmod(to.get(), 0755) != 0 || ::fsync(to.get()) != 0)
+      throw std::runtime_error("cannot copy " + supervisor.path + " to " + own_shown + "/bin: " + std::strerror(errno));
+  });
+
+  // The command: identical calls one at a time, as for a local call.
+  stages::Fd call_locks = call->lock_dir();
+  auto call_lock = take_lock(call_locks.get(), call->inputs_key(), call->lock_path(),
+                             "another ce-run computing the same call", Level::info, cancel);
+  if (!call_lock) {
+    finish(Outcome::cancelled, "the call was cancelled; nothing was filed in the GFS");
+    outputs(OutputStatus::missing);
+    return false;
+  }
+  if (auto done = call->done()) {
+    outputs(OutputStatus::cached, &*done);
+    finish(Outcome::cached);
+    return false;
+  }
+  call->store_inputs();
+  std::string user = command_user(conf, request.invoker);
+  FleetCall job;
+  job.call = call->relative_dir() + "/" + call->inputs_key();
+  job.computation = prep->c.comp.name;
+  job.image = image;
+  job.env = env;
+  job.supervisor = supervisor_in_container;
+  job.network = conf.network;
+  job.nano_cpus = conf.nano_cpus;
+  job.memory_bytes = conf.memory_bytes;
+  job.pids = conf.pids;
+  job.timeout_seconds = static_cast<double>(conf.timeout_seconds);
+  job.binds = {{gfs, gfs, docker::Access::read_only},
+               {own_shown + "/trees/" + tree, dir, docker::Access::read_only},
+               {own_shown + "/bin/" + supervisor_name, supervisor_in_container, docker::Access::read_only}};
+  // Each attempt's staging directory is seen at one path in its container.
+  const std::string staged_in_container = std::string(staging_in_container) + "/call";
+  // The steps' shell as the stage images recorded it; else the job looks.
+  job.job.shell = "auto";
+  if (auto final_image = client.find_image(applied.image_id)) {
+    auto recorded = final_image->labels.find(stages::label::shell);
+    if (recorded != final_image->labels.end()) job.job.shell = recorded->second == "bash" ? "bash" : "sh";
+  }
+  job.job.origin = prep->c.script.origin;
+  for (const auto& step : prep->c.script.steps)
+    if (step.kind == stages::StepKind::everytime)
+      job.job.steps.push_back({std::to_string(step.stage_number), stages::step_program(prep->c.script, step)});
+  job.job.user = user;
+  job.job.workdir = conf.workdir.empty() ? dir : conf.workdir;
+  job.job.argv = result.argv;
+  for (const auto& f : call->inputs()) job.job.argv.push_back(f.stored);
+  for (std::size_t k = 0; k < prep->contract->outputs.size(); ++k)
+    job.job.argv.push_back(staged_in_container + "/" + output_number(k));
+  std::vector<StagedCall> attempts;
+  attempts.reserve(static_cast<std::size_t>(std::max(1, fleet.attempts)));
+  job.staging = [&](int) {
+    attempts.emplace_back(own_shown + "/staging", "fleet", call->staging_name(), user);
+    return FleetStaging{attempts.back().fd(), attempts.back().host_path(), staged_in_container};
+  };
+  auto start_time = stages::utc_now();
+  auto started_at = std::chrono::steady_clock::now();
+  FleetRun ran = run_on_fleet(client, fleet, job, cancel, [&](const std::string& text) { events.note(Level::info, text); });
+  end_phase(phase::command);
+  result.facts.node = ran.node;
+  result.facts.attempts = ran.attempt;
+  // Every attempt's staging goes but the one that ended the call.
+  auto drop_others = [&](std::size_t keep) {
+    for (std::size_t k = 0; k < attempts.size(); ++k) {
+      if (k + 1 == keep) continue;
+      try {
+        attempts[k].remove();
+      } catch (const std::exception& e) {
+        events.note(Level::warning, e.what());
+      }
+    }
+  };
+  drop_others(static_cast<std::size_t>(ran.end == FleetRun::End::ran || ran.end == FleetRun::End::setup_failed ? ran.attempt : 0));
+  outputs(OutputStatus::missing);
+  switch (ran.end) {
+    case FleetRun::End::cancelled:
+      finish(Outcome::cancelled, "the call was cancelled and its job ended; nothing was filed in the GFS");
+      return false;
+    case FleetRun::End::timed_out:
+      finish(Outcome::timed_out, "the command ran longer than docker.conf's timeout (" +
+                                     std::to_string(conf.timeout_seconds) + " s) on " + ran.node +
+                                     "; its job was ended and nothing was filed in the GFS", 124);
+      return false;
+    case FleetRun::End::fits_nowhere:
+      finish(Outcome::failed, ran.message);
+      return false;
+    case FleetRun::End::fleet_failed:
+      finish(Outcome::failed, "the fleet lost the call " + std::to_string(ran.attempt) + " time" +
+                                  (ran.attempt == 1 ? "" : "s") + " (host.conf swarm_attempts = " +
+                                  std::to_string(fleet.attempts) + "); nothing was filed in the GFS:\n" + ran.message);
+      return false;
+    case FleetRun::End::ran:
+    case FleetRun::End::setup_failed:
+      break;
+  }
+  StagedCall& staged = attempts[static_cast<std::size_t>(ran.attempt - 1)];
+  // The job's output, as a local call's: to the caller and into the log.
+  CallLog log(*call);
+  std::string tail;
+  for (auto [name, kind, stream] : {std::tuple{docker::job::stdout_file, docker::StreamKind::stdout_stream, LogStream::out},
+                                    std::tuple{docker::job::stderr_file, docker::StreamKind::stderr_stream, LogStream::err}}) {
+    stages::Fd fd(::openat(staged.fd(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) continue;
+    char buffer[65536];
+    for (ssize_t n; (n = ::read(fd.get(), buffer, sizeof buffer)) > 0;) {
+      std::string_view bytes(buffer, static_cast<std::size_t>(n));
+      log.append(stream, bytes);
+      sink(kind, bytes);
+      if (kind == docker::StreamKind::stderr_stream) tail = (tail + std::string(bytes)).substr(tail.size() + bytes.size() > 2000 ? tail.size() + bytes.size() - 2000 : 0);
+    }
+  }
+  log.keep();
+  result.stdout_log = call->log_path(LogStream::out);
+  result.stderr_log = call->log_path(LogStream::err);
+  if (ran.end == FleetRun::End::setup_failed) {
+    std::vector<const stages::Step*> everytime;
+    for (const auto& s : prep->c.script.steps)
+      if (s.kind == stages::StepKind::everytime) everytime.push_back(&s);
+    std::string which = ran.step >= 1 && static_cast<std::size_t>(ran.step) <= everytime.size()
+                            ? "everytime step " + std::to_string(everytime[static_cast<std::size_t>(ran.step - 1)]->index) +
+                                  " (" + prep->c.script.lines_of(*everytime[static_cast<std::size_t>(ran.step - 1)]) + ")"
+                            : "an everytime step";
+    staged.remove();
+    finish(Outcome::setup_failed, which + " failed with exit code " + std::to_string(ran.exit_code) + " on " +
+                                      ran.node + "; its output is in " + result.stderr_log + "; fix it and run again",
+           ran.exit_code);
+    return false;
+  }
+  result.exit_code = ran.exit_code;
+  if (ran.exit_code != 0) {
+    std::string what = result.argv.front() + " exited with " + std::to_string(ran.exit_code) + " on " + ran.node +
+                       "; nothing was filed in the GFS; its outputs so far are kept in " + staged.host_path() +
+                       " (ce-run gc removes them)";
+    finish(Outcome::command_failed, what, ran.exit_code);
+    return false;
+  }
+  CallRecord record;
+  record.exit_code = 0;
+  record.start = start_time;
+  record.end = stages::utc_now();
+  record.seconds = seconds_since(started_at);
+  record.computation_id = result.facts.id;
+  record.commit = prep->identity.commit;
+  record.tree = prep->identity.content_tree;
+  record.dirty = result.facts.dirty;
+  record.base_image_id = base.id;
+  record.final_key = final_key;
+  record.host = stages::host_name();
+  record.compdir = dir;
+  try {
+    record = call->promote(staged, record);
+  } catch (const std::exception& e) {
+    finish(Outcome::failed, std::string(e.what()) + "; nothing was filed in the GFS; the outputs are kept in " +
+                                staged.host_path());
+    return false;
+  }
+  try {
+    staged.remove();
+  } catch (const std::exception& e) {
+    events.note(Level::warning, std::string(e.what()) + "; ce-run gc removes it");
+  }
   end_phase(phase::filing);
   outputs(OutputStatus::computed, &record);
   finish(Outcome::computed);

@@ -34,6 +34,7 @@
 #include "docker/command_server.h"
 #include "runner/compdir.h"
 #include "runner/docker_conf.h"
+#include "runner/fleet.h"
 #include "runner/gfs.h"
 #include "runner/git_identity.h"
 #include "runner/invoker.h"
@@ -95,6 +96,10 @@ struct CallRequest {
   bool keep_build_container = false;  // of a failed stage, for inspection
   HostSettings host;
   Invoker invoker;  // whose rights COMPDIR, the inputs and the mapping are used with
+  // Run the command as a job of the swarm this engine manages, rather than
+  // in the commit's container here (docs/fleet.md); host.conf's swarm =
+  // true does so too.
+  bool swarm = false;
 };
 
 enum class Outcome {

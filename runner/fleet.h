@@ -1,13 +1,18 @@
 // The fleet: calls run as Swarm jobs across the nodes of a Docker Swarm,
-// which places, limits and restarts; ce-run submits, watches and files
-// (docs/fleet.md). This part: the names of a fleet job's labels and what
-// the swarm says of its nodes and of ce-run's jobs.
+// which places and limits; ce-run submits, watches, runs again what the
+// fleet lost, and files (docs/fleet.md). Here: a fleet job's labels, what
+// the swarm says of its nodes and of ce-run's jobs, a stage image published
+// to the fleet's registry, and one call's command run as a job. Nothing
+// here prints or files: call.h turns a FleetRun into the call's result.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "docker/cancellation.h"
 #include "docker/client.h"
+#include "docker/job_file.h"
 
 namespace ce::runner {
 
@@ -44,5 +49,70 @@ struct FleetStatus {
 // std::runtime_error saying what to do when that engine is in no swarm or
 // is not a manager.
 FleetStatus fleet_status(docker::Client& client);
+
+struct FleetSettings {
+  std::string registry;       // HOST[:PORT] of the registry every node pulls from
+  std::string registry_auth;  // an X-Registry-Auth value; empty: anonymous
+  int attempts = 3;           // runs of a call in all, when the fleet loses it
+  double poll_seconds = 0.2;  // how often the job's task and nodes are asked
+};
+
+// The registry's repository of stage images, and a stage image's
+// reference in it by content key (the tag; the key's hex digits).
+std::string stage_repository(const FleetSettings& fleet);
+std::string stage_tag(const std::string& key);
+
+// The stage image `key` names, in the fleet's registry: REPO@DIGEST. Looked
+// up there first (a stage is pushed once for the whole fleet); else the
+// local image `image_id` is tagged and pushed. Throws docker::EngineError.
+std::string publish_stage_image(docker::Client& client, const FleetSettings& fleet, const std::string& image_id,
+                                const std::string& key);
+
+// The staging directory of one attempt (gfs.h's StagedCall, on storage
+// every node shares): where the job's description goes and the outputs
+// come, as the host and the job's container see it.
+struct FleetStaging {
+  int fd = -1;
+  std::string host_path, container_path;
+};
+
+// One call's command as a fleet job.
+struct FleetCall {
+  std::string call;         // c_NAME/CID12/INS: its labels and messages
+  std::string computation;  // its name
+  std::string image;        // REPO@DIGEST (publish_stage_image)
+  docker::job::Description job;  // everytime steps as root, then the command
+  std::vector<std::string> env;
+  std::vector<docker::Bind> binds;  // the GFS, COMPDIR's tree, the supervisor
+  std::string supervisor;           // its path in the container
+  std::string network;              // docker.conf's; "none": none asked for
+  std::int64_t nano_cpus = 0, memory_bytes = 0, pids = 0;  // limits, reserved too
+  double timeout_seconds = 0;       // 0: none
+  // A fresh staging directory for attempt N (from 1).
+  std::function<FleetStaging(int attempt)> staging;
+};
+
+struct FleetRun {
+  enum class End {
+    ran,            // the command ran to its end: exit_code
+    setup_failed,   // everytime step `step` exited with exit_code
+    timed_out,      // the timeout passed; the job was ended
+    cancelled,      // the token; the job was ended
+    fits_nowhere,   // no node has what it asks for
+    fleet_failed,   // every attempt lost (node down, rejected, ...): message
+  } end = End::fleet_failed;
+  int exit_code = 0;
+  int step = 0;
+  int attempt = 0;        // the attempt that ended it (its staging holds the outputs)
+  std::string node;       // the host name of the node that ran it
+  std::string message;    // fits_nowhere and fleet_failed: what happened, each attempt
+};
+
+// Runs the call's job: submits it, watches its task and the nodes, ends
+// it (the container stopped on its node) when the token or the timeout
+// says so, and submits it again elsewhere when its node is lost or its
+// task rejected, up to fleet.attempts in all. `note` hears what happens.
+FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const FleetCall& call,
+                      docker::Cancellation& cancel, const std::function<void(const std::string&)>& note);
 
 }  // namespace ce::runner

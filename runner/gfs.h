@@ -254,11 +254,12 @@ class Call {
   // Renames a corrupt record aside so that the call counts as not done;
   // returns its new path, empty when there was none.
   std::string withdraw_record() const;
+  // The call's directory relative to the GFS: c_NAME/CID12.
+  std::string relative_dir() const;
 
  private:
   friend class CallLog;
   stages::Fd call_dir(stages::Create create) const;
-  std::string relative_dir() const;
 
   const Gfs* gfs_;
   std::string name_, cid_, ins_;

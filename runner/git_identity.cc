@@ -1,6 +1,11 @@
 #include "runner/git_identity.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <boost/filesystem.hpp>
 #include <git2.h>
 #include <git2/sys/mempack.h>
@@ -9,6 +14,7 @@
 #include <memory>
 
 #include "runner/git_index_scan.h"
+#include "stages/host_files.h"
 #include "stages/stage_key.h"
 
 namespace ce::runner {
@@ -250,6 +256,69 @@ bool is_ancestor(const std::string& dir, const std::string& ancestor, const std:
 
 std::string computation_id(const GitIdentity& identity) {
   return stages::sha256_hex("ce-run computation id 1\n" + identity.content_tree + "\n").substr(0, 40);
+}
+
+namespace {
+
+using Blob = std::unique_ptr<git_blob, Deleter<git_blob, git_blob_free>>;
+
+void write_tree(git_repository* repo, const git_tree* tree, int into, const std::string& shown) {
+  for (std::size_t i = 0; i < git_tree_entrycount(tree); ++i) {
+    const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+    std::string name = git_tree_entry_name(entry);
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+      throw GitError(shown + ": the tree holds the name '" + name + "', which no file may have");
+    std::string path = shown + "/" + name;
+    auto fail = [&](const std::string& what) { throw GitError("cannot write " + path + ": " + what); };
+    git_filemode_t mode = git_tree_entry_filemode(entry);
+    if (mode == GIT_FILEMODE_TREE || mode == GIT_FILEMODE_COMMIT) {
+      if (::mkdirat(into, name.c_str(), 0755) != 0) fail(std::strerror(errno));
+      if (mode == GIT_FILEMODE_COMMIT) continue;  // a submodule: not in this repository's objects
+      stages::Fd sub(::openat(into, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub) fail(std::strerror(errno));
+      git_tree* raw = nullptr;
+      if (git_tree_lookup(&raw, repo, git_tree_entry_id(entry)) != 0) fail(last_error());
+      Tree child(raw);
+      write_tree(repo, child.get(), sub.get(), path);
+      continue;
+    }
+    git_blob* raw = nullptr;
+    if (git_blob_lookup(&raw, repo, git_tree_entry_id(entry)) != 0) fail(last_error());
+    Blob blob(raw);
+    const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
+    std::size_t size = static_cast<std::size_t>(git_blob_rawsize(blob.get()));
+    if (mode == GIT_FILEMODE_LINK) {
+      if (::symlinkat(std::string(data, size).c_str(), into, name.c_str()) != 0) fail(std::strerror(errno));
+      continue;
+    }
+    mode_t file_mode = mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644;
+    stages::Fd fd(::openat(into, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, file_mode));
+    if (!fd) fail(std::strerror(errno));
+    for (std::size_t done = 0; done < size;) {
+      ssize_t n = ::write(fd.get(), data + done, size - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail(std::strerror(errno));
+      done += static_cast<std::size_t>(n);
+    }
+    if (::fchmod(fd.get(), file_mode) != 0) fail(std::strerror(errno));  // whatever the umask
+  }
+}
+
+}  // namespace
+
+void export_tree(const std::string& dir, const std::string& tree_hex, int into) {
+  ensure_library();
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, dir.c_str(), 0, nullptr) != 0)
+    throw GitError(dir + " is not inside a Git repository: " + last_error());
+  Repository repo(raw);
+  git_oid oid;
+  if (git_oid_fromstr(&oid, tree_hex.c_str()) != 0) throw GitError("'" + tree_hex + "' is not a tree's ID");
+  git_tree* tree_raw = nullptr;
+  if (git_tree_lookup(&tree_raw, repo.get(), &oid) != 0)
+    throw GitError("cannot read the tree " + tree_hex + " of " + dir + ": " + last_error());
+  Tree tree(tree_raw);
+  write_tree(repo.get(), tree.get(), into, dir);
 }
 
 }  // namespace ce::runner

@@ -48,4 +48,11 @@ std::vector<std::string> branch_trees(const std::string& compdir);
 
 bool is_ancestor(const std::string& dir, const std::string& ancestor, const std::string& descendant);
 
+// Writes the tree `tree` (40 hex digits) of the repository holding `dir`
+// into the directory `into` (a descriptor of an empty one): its files
+// (0644, or 0755 when executable), directories (0755) and symbolic links,
+// owned by this process; a submodule becomes an empty directory. Names are
+// created with O_EXCL and never followed. Throws GitError.
+void export_tree(const std::string& dir, const std::string& tree, int into);
+
 }  // namespace ce::runner

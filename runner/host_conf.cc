@@ -1,5 +1,7 @@
 #include "runner/host_conf.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -74,6 +76,25 @@ const std::vector<KeySpec>& keys() {
        [](const Reader& r, HostConf& h) {
          h.max_pids = r.integer();
          check_pids(r, h.max_pids);
+       }},
+      {"swarm", "swarm = true",
+       [](const Reader& r, HostConf& h) {
+         auto value = r.node.value<bool>();
+         if (!value) r.wrong_type("true or false");
+         h.swarm = *value;
+       }},
+      {"registry", "registry = \"registry.lab.example:5000\"",
+       [](const Reader& r, HostConf& h) {
+         h.registry = r.string();
+         for (char c : h.registry)
+           if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != ':' && c != '[' &&
+               c != ']')
+             r.fail("'registry' holds \"" + escaped(h.registry) + "\", not HOST or HOST:PORT");
+       }},
+      {"swarm_attempts", "swarm_attempts = 3",
+       [](const Reader& r, HostConf& h) {
+         h.swarm_attempts = r.integer();
+         if (h.swarm_attempts < 1 || h.swarm_attempts > 10) r.fail("'swarm_attempts' must be from 1 to 10");
        }},
   };
   return table;

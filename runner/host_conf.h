@@ -37,6 +37,13 @@ struct HostConf {
   std::int64_t max_memory_bytes = physical_memory_bytes();     // the most docker.conf may ask for
   std::int64_t pids = 4096;                                    // when docker.conf gives no pids
   std::int64_t max_pids = 32768;                               // the most docker.conf may ask for
+  // The fleet (docs/fleet.md): every call runs as a Swarm job (as --swarm),
+  // its stage image pushed to `registry` (HOST[:PORT]); a call whose node
+  // is lost or whose job is rejected runs again, at most `swarm_attempts`
+  // times in all.
+  bool swarm = false;
+  std::string registry;
+  std::int64_t swarm_attempts = 3;
 };
 
 // Parses host.conf text; `origin` names the file in messages. Throws

@@ -55,6 +55,13 @@ Poco::JSON::Object::Ptr report_object(const CallResult& result, int exit_code) {
   container->set("id", text_or_null(f.container_id));
   container->set("created", f.container_created);
   root->set("container", container);
+  if (f.attempts > 0) {
+    Object::Ptr fleet = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    fleet->set("node", text_or_null(f.node));
+    fleet->set("image", text_or_null(f.job_image));
+    fleet->set("attempts", f.attempts);
+    root->set("fleet", fleet);
+  }
   Array::Ptr list = new Array;
   for (const auto& s : f.steps) {
     Object::Ptr step = new Object(Poco::JSON_PRESERVE_KEY_ORDER);

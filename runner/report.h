@@ -48,6 +48,10 @@ struct ReportFacts {
   std::string base_image, base_image_id, final_key;
   std::string container_id;
   bool container_created = false;
+  // A fleet call (docs/fleet.md): the node that ran it, its job, the
+  // attempts it took; empty and 0 for a local call.
+  std::string node, job_image;
+  int attempts = 0;
   std::vector<ReportStep> steps;
   std::vector<ReportInput> inputs;
   // Where the time went, in the order of phase::all; only the phases that

@@ -116,6 +116,7 @@ class Evaluation {
     r.servers = &servers_;
     for (const auto& s : call.inputs) r.inputs.push_back(source_path(run_, s));
     r.dirty = request_.dirty;
+    r.swarm = request_.swarm;
     r.start = request_.start;
     r.mode = request_.dry_run ? CallMode::dry_run : CallMode::run;
     r.keep_build_container = request_.keep_build_container;

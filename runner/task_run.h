@@ -51,6 +51,7 @@ struct TaskRunRequest {
   StartPolicy start = StartPolicy::fresh;
   bool keep_build_container = false;
   DirtyPolicy dirty = DirtyPolicy::refuse;
+  bool swarm = false;  // each call as a job of the swarm (CallRequest::swarm)
   HostSettings host;
   Invoker invoker;
 };

@@ -2,7 +2,7 @@
 // Swarm of scripts/start-swarm (ctest starts it for [swarm] cases, and
 // stops it after them): nodes, an image pushed to the fleet's registry and
 // pulled by a worker, a job's exit code and node, a job that fits no node,
-// and a running job ended with nothing left on its node.
+// and a job removed, running or ended, with nothing left on its node.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -55,7 +55,7 @@ struct Jobs {
   ~Jobs() {
     for (const auto& id : ids) {
       try {
-        client.end_job(id);
+        client.remove_service(id);
       } catch (const std::exception&) {
       }
     }
@@ -130,7 +130,13 @@ TEST_CASE("a job runs on a worker from an image pulled by digest from the fleet'
   std::string worker;
   for (const auto& n : client.list_nodes())
     if (n.id == tasks[0].node_id) worker = n.hostname;
-  CHECK((worker == "ce-swarm-w1" || worker == "ce-swarm-w2"));
+  REQUIRE((worker == "ce-swarm-w1" || worker == "ce-swarm-w2"));
+  // Removed once ended: its container goes from its node too.
+  Client node(EngineAddress::parse(swarm_setting("CE_SWARM_WORKER_" + worker.substr(9))));
+  auto on_node = [&] { return node.list_containers({{"ce-run.test", spec.name}}, Which::all).size(); };
+  CHECK(on_node() == 1);
+  client.remove_service(jobs.ids[0]);
+  CHECK(within(20, [&] { return on_node() == 0; }));
 }
 
 TEST_CASE("a job that fits no node stays pending, and says why within seconds", "[docker][swarm]") {
@@ -155,7 +161,7 @@ TEST_CASE("a job that fits no node stays pending, and says why within seconds", 
   CHECK_THAT(tasks[0].error, Catch::StartsWith("no suitable node (insufficient resources on 3 nodes"));
 }
 
-TEST_CASE("a running job ended by end_job leaves no service and no container on its node", "[docker][swarm]") {
+TEST_CASE("a running job removed leaves no service and no container on its node", "[docker][swarm]") {
   Client client;
   std::string registry = swarm_setting("CE_SWARM_REGISTRY"), repo;
   std::string digest = pushed_busybox(client, registry, repo);
@@ -182,10 +188,10 @@ TEST_CASE("a running job ended by end_job leaves no service and no container on 
   Client node(EngineAddress::parse(swarm_setting("CE_SWARM_WORKER_" + hostname.substr(9))));
   auto on_node = [&] { return node.list_containers({{"ce-run.test", spec.name}}, Which::all).size(); };
   CHECK(on_node() == 1);
-  client.end_job(id);
+  client.remove_service(id);
   CHECK(client.list_services({{"ce-run.test", spec.name}}).empty());
   CHECK(within(20, [&] { return on_node() == 0; }));
-  client.end_job(id);  // gone already: no error
+  client.remove_service(id);  // gone already: no error
 }
 
 TEST_CASE("ce-run fleet status shows the nodes, ce-run's calls on each and those waiting for a node",

@@ -56,6 +56,8 @@ const char* const usage_text =
     "      --verify             re-hash a done call's outputs against its record\n"
     "      --incremental        a new commit's container continues from a snapshot\n"
     "                           of an ancestor commit's, when the stages match\n"
+    "      --swarm              run each call not filed yet as a job of the Docker\n"
+    "                           Swarm this engine manages (docs/fleet.md)\n"
     "      --keep-build-container\n"
     "                           keep the build container of a failed stage\n"
     "  -q, --quiet              only warnings and errors from ce-run itself\n"
@@ -138,6 +140,7 @@ const OptionRule option_rules[] = {
     {"--keep-build-container", {Action::run}},
     {"--keep", {Action::gc}},
     {"--results", {Action::gc}},
+    {"--swarm", {Action::run}},
 };
 
 const char* action_name(Action action) {
@@ -183,6 +186,7 @@ bool Command::*flag_named(const std::string& name) {
       {"--allow-dirty", &Command::allow_dirty},
       {"--keep-build-container", &Command::keep_build_container},
       {"--fail-fast", &Command::fail_fast},
+      {"--swarm", &Command::swarm},
   };
   for (const auto& [flag, member] : flags)
     if (name == flag) return member;

@@ -33,6 +33,7 @@ struct Command {
   bool verify = false;       // --verify
   bool gc_results = false;   // gc --results
   bool fail_fast = false;    // --fail-fast (a task)
+  bool swarm = false;        // --swarm: calls run as jobs of the swarm (docs/fleet.md)
   std::size_t jobs = 0;      // -j N (a task); 0: the number of cores
   std::string junit;         // --junit FILE (a task)
   std::string output_file;   // graph -o FILE

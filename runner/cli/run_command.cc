@@ -130,6 +130,7 @@ int run_computation(const Command& command) {
   request.start = command.incremental ? StartPolicy::from_ancestor : StartPolicy::fresh;
   request.mode = command.verify ? CallMode::verify : command.dry_run ? CallMode::dry_run : CallMode::run;
   request.keep_build_container = command.keep_build_container;
+  request.swarm = command.swarm;
   request.invoker = invoker;
 
   docker::Client client;

@@ -297,6 +297,7 @@ TaskRunRequest request_of(const Command& command, const Invoker& invoker, const 
   request.start = command.incremental ? StartPolicy::from_ancestor : StartPolicy::fresh;
   request.keep_build_container = command.keep_build_container;
   request.dirty = command.allow_dirty ? DirtyPolicy::allow : DirtyPolicy::refuse;
+  request.swarm = command.swarm;
   request.host.gfs = gfs;
   request.invoker = invoker;
   return request;

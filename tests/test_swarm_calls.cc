@@ -1,0 +1,217 @@
+// ce-run --swarm on the real 3-node Swarm of scripts/start-swarm (ctest's
+// "swarm" fixture): a call computed as a job and filed under the names a
+// local run gives, then answered from the GFS; the command's exit code; a
+// call no node can take; the timeout; Ctrl-C. After each, no service of
+// ce-run's is left, and no container of it on any node.
+#include <catch2/catch.hpp>
+
+#include <boost/filesystem.hpp>
+#include <csignal>
+#include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "docker/client.h"
+#include "runner/fleet.h"
+#include "support/ce_run.h"
+#include "support/computation.h"
+#include "support/engine_fixture.h"
+
+using namespace ce::test;
+namespace fs = boost::filesystem;
+
+namespace {
+
+// The registry of `scripts/start-swarm env`, in a host.conf of the test's
+// own (root's, as host.conf must be), named by CE_RUN_HOST_CONF.
+std::string registry() {
+  FILE* pipe = ::popen((std::string(CE_SOURCE_DIR) + "/scripts/start-swarm env").c_str(), "r");
+  REQUIRE(pipe);
+  std::string out;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
+  ::pclose(pipe);
+  auto at = out.find("CE_SWARM_REGISTRY=");
+  REQUIRE(at != std::string::npos);
+  return out.substr(at + 18, out.find('\n', at) - at - 18);
+}
+
+struct FleetHost {
+  TempDir dir;
+  std::string conf = (dir.path() / "host.conf").string();
+  std::string env = "CE_RUN_HOST_CONF=" + conf;
+  explicit FleetHost(const std::string& extra = {}) {
+    std::ofstream(conf) << "registry = \"" << registry() << "\"\n" << extra;
+  }
+};
+
+// The engines of the manager and both workers.
+std::vector<std::string> node_hosts() {
+  std::vector<std::string> hosts{"unix:///var/run/docker.sock"};
+  for (const char* w : {"w1", "w2"}) hosts.push_back(std::string("unix:///run/ce-swarm/") + w + "/docker.sock");
+  return hosts;
+}
+
+// ce-run's jobs in the swarm, and the containers of `computation` on every node.
+std::size_t services_left(ce::docker::Client& client) {
+  return client.list_services({{ce::runner::fleet_label::job, ""}}).size();
+}
+std::size_t containers_left(const std::string& computation) {
+  std::size_t n = 0;
+  for (const auto& host : node_hosts()) {
+    ce::docker::Client node(ce::docker::EngineAddress::parse(host));
+    n += node.list_containers({{ce::runner::fleet_label::computation, computation}, {ce::runner::fleet_label::job, "call"}},
+                              ce::docker::Which::all)
+             .size();
+  }
+  return n;
+}
+
+const char* const upper_exec =
+    "#!/bin/sh\n"
+    "echo \"ran on $(hostname) as $(id -u):$(id -g)\"\n"
+    "cat /stage-file /tmp/every\n"
+    "tr a-z A-Z < \"$1\" > \"$2\"\n";
+
+std::map<std::string, std::string> compeval(std::map<std::string, std::string> extra = {}) {
+  extra["inputs"] = "text\n";
+  extra["outputs"] = "upper\n";
+  return extra;
+}
+
+// The paths of ce-run's "PATH STATUS" lines below `gfs` (the command's own
+// output comes first).
+std::vector<std::string> filed(const std::string& out, const TempDir& gfs) {
+  std::vector<std::string> paths;
+  for (const auto& p : GfsCall::paths(out))
+    if (p.rfind(gfs.str() + "/", 0) == 0) paths.push_back(p);
+  return paths;
+}
+
+}  // namespace
+
+TEST_CASE("a fleet call is computed as a job on a node, files it as a local run would, then answers from the GFS",
+          "[docker][swarm]") {
+  FleetHost host;
+  Computation c("next_stage && echo built > /stage-file\neverytime && echo every > /tmp/every\n", upper_exec,
+                compeval());
+  TempDir gfs, local_gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  std::ofstream(in) << "hello fleet\n";
+  std::string report = (data.path() / "report.json").string();
+
+  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("built\nevery\n"));  // the stage, then the everytime step in the job
+  CHECK_THAT(r.out, Catch::Contains("ran on "));
+  CHECK_THAT(r.err, Catch::Contains("submitted as job "));
+  auto paths = filed(r.out, gfs);
+  REQUIRE(paths.size() == 1);
+  CHECK(slurp(paths[0]) == "HELLO FLEET\n");
+  std::string json = slurp(report);
+  CHECK_THAT(json, Catch::Contains("\"fleet\": {"));
+  CHECK_THAT(json, Catch::Contains("\"attempts\": 1"));
+  CHECK_THAT(json, Catch::Contains("/ce-run/stages@sha256:"));
+
+  // The same names and bytes as a run on this engine.
+  auto local = run_ce({"--gfs", local_gfs.str(), c.path(), in});
+  INFO(local.out << local.err);
+  REQUIRE(local.exit_code == 0);
+  auto local_paths = filed(local.out, local_gfs);
+  REQUIRE(local_paths.size() == 1);
+  CHECK(fs::path(local_paths[0]).lexically_relative(local_gfs.path()) ==
+        fs::path(paths[0]).lexically_relative(gfs.path()));
+  CHECK(slurp(local_paths[0]) == slurp(paths[0]));
+
+  // Filed: the swarm is not asked again.
+  ce::docker::Client client;
+  auto again = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  INFO(again.out << again.err);
+  CHECK(again.exit_code == 0);
+  CHECK_THAT(again.out, Catch::Contains(paths[0] + " ok\n"));
+  CHECK(again.err.find("submitted") == std::string::npos);
+  CHECK(services_left(client) == 0);
+  CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 20));
+}
+
+TEST_CASE("a fleet call: the command's exit code is the call's, and a failed call files nothing", "[docker][swarm]") {
+  FleetHost host;
+  Computation c("", "#!/bin/sh\necho partial > \"$2\"\necho failing >&2\nexit 3\n", compeval());
+  TempDir gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  std::ofstream(in) << "x\n";
+  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 3);
+  CHECK_THAT(r.err, Catch::Contains("failing"));
+  CHECK_THAT(r.err, Catch::Contains("exited with 3 on "));
+  fs::path filed = gfs.path() / ("c_" + c.name);
+  bool any_output = fs::exists(filed) && fs::recursive_directory_iterator(filed) != fs::recursive_directory_iterator() &&
+                    [&] {
+                      for (const auto& e : fs::recursive_directory_iterator(filed))
+                        if (e.path().parent_path().filename() == "00") return true;
+                      return false;
+                    }();
+  CHECK_FALSE(any_output);
+  ce::docker::Client client;
+  CHECK(services_left(client) == 0);
+  CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 20));
+}
+
+TEST_CASE("a fleet call that asks for more than any node has fails at once, saying so", "[docker][swarm]") {
+  FleetHost host;
+  Computation c("", upper_exec, compeval());
+  c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + c.name + "\"\ncpus = 64\n");
+  TempDir gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  std::ofstream(in) << "x\n";
+  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 125);
+  CHECK_THAT(r.err, Catch::Contains("64 CPUs (docker.conf), but the largest ready node of the swarm has"));
+  ce::docker::Client client;
+  CHECK(services_left(client) == 0);
+}
+
+TEST_CASE("a fleet call: the timeout ends the job on its node and exits 124", "[docker][swarm]") {
+  FleetHost host;
+  Computation c("", "#!/bin/sh\nsleep 120\n", compeval());
+  c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + c.name + "\"\ntimeout = \"2s\"\n");
+  TempDir gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  std::ofstream(in) << "x\n";
+  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 124);
+  CHECK_THAT(r.err, Catch::Contains("ran longer than docker.conf's timeout (2 s) on "));
+  ce::docker::Client client;
+  CHECK(services_left(client) == 0);
+  CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 30));
+}
+
+TEST_CASE("a fleet call: Ctrl-C removes the job, and nothing of it is left on any node", "[docker][swarm]") {
+  FleetHost host;
+  Computation c("", "#!/bin/sh\nsleep 120\n", compeval());
+  TempDir gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  std::ofstream(in) << "x\n";
+  ce::docker::Client client;
+  int pid = spawn_ce({"--swarm", "--gfs", gfs.str(), c.path(), in}, (data.path() / "err").string(), {host.env});
+  REQUIRE(poll_until(
+      [&] {
+        for (const auto& s : client.list_services({{ce::runner::fleet_label::computation, c.name}}))
+          for (const auto& t : client.list_tasks(s.id))
+            if (t.state == "running") return true;
+        return false;
+      },
+      120));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  INFO(slurp((data.path() / "err").string()));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
+  CHECK(services_left(client) == 0);
+  CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 30));
+}
