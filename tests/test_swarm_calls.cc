@@ -215,3 +215,65 @@ TEST_CASE("a fleet call: Ctrl-C removes the job, and nothing of it is left on an
   CHECK(services_left(client) == 0);
   CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 30));
 }
+
+TEST_CASE("a fleet call whose worker's engine is killed runs again on another node and is filed once",
+          "[docker][swarm]") {
+  FleetHost host;
+  // Long enough to be caught running; an attempt leaves its start in the GFS
+  // staging it writes to, so the test sees where each ran.
+  Computation c("", "#!/bin/sh\nhostname\nsleep 6\ntr a-z A-Z < \"$1\" > \"$2\"\n", compeval());
+  TempDir gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  std::ofstream(in) << "survive\n";
+  std::string report = (data.path() / "report.json").string();
+  ce::docker::Client client;
+  // Only the workers take jobs meanwhile (the manager's engine is the one
+  // the test must keep).
+  std::string manager = client.swarm_state().node_id;
+  REQUIRE(std::system(("docker node update --availability drain " + manager + " >/dev/null").c_str()) == 0);
+  struct Undrain {
+    std::string id;
+    ~Undrain() { std::system(("docker node update --availability active " + id + " >/dev/null").c_str()); }
+  } undrain{manager};
+
+  int pid = spawn_ce({"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in}, (data.path() / "err").string(),
+                     {host.env});
+  std::string first_node;
+  REQUIRE(poll_until(
+      [&] {
+        for (const auto& s : client.list_services({{ce::runner::fleet_label::computation, c.name}}))
+          for (const auto& t : client.list_tasks(s.id))
+            if (t.state == "running") first_node = t.node_id;
+        return !first_node.empty();
+      },
+      120));
+  std::string hostname;
+  for (const auto& n : client.list_nodes())
+    if (n.id == first_node) hostname = n.hostname;
+  REQUIRE(hostname.rfind("ce-swarm-w", 0) == 0);
+  std::string worker = hostname.substr(9);
+  // kill -9 of that node's dockerd: its job's task stays "running" in the
+  // swarm's eyes (moby/moby#32979); ce-run sees the node down.
+  REQUIRE(std::system(("kill -9 $(cat /run/ce-swarm/" + worker + "/docker.pid)").c_str()) == 0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::string err = slurp((data.path() / "err").string());
+  INFO(err);
+  // The worker back for the cases after this one.
+  CHECK(std::system((std::string(CE_SOURCE_DIR) + "/scripts/start-swarm >/dev/null").c_str()) == 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_THAT(err, Catch::Contains("attempt 1 on " + hostname + " lost: its node went down"));
+  std::string json = slurp(report);
+  CHECK_THAT(json, Catch::Contains("\"attempts\": 2"));
+  CHECK(json.find("\"node\": \"" + hostname + "\"") == std::string::npos);
+  // Filed once: one record, the right bytes.
+  fs::path call_dir = gfs.path() / ("c_" + c.name);
+  std::size_t records = 0;
+  for (const auto& e : fs::recursive_directory_iterator(call_dir))
+    if (e.path().parent_path().filename() == "done") ++records;
+  CHECK(records == 1);
+  for (const auto& e : fs::recursive_directory_iterator(call_dir))
+    if (e.path().parent_path().filename() == "00") CHECK(slurp(e.path().string()) == "SURVIVE\n");
+  CHECK(services_left(client) == 0);
+}
