@@ -114,7 +114,22 @@ TEST_CASE("an unknown host.conf key names the nearest known key and its place", 
   CHECK(error_of("\n  max_pid = 5\n") == "host.conf:2:3: unknown key 'max_pid'; did you mean 'max_pids'?");
   CHECK(error_of("completely_different = 1\n") ==
         "host.conf:1:1: unknown key 'completely_different'; known keys: gfs, networks, memory, max_memory, pids, "
-        "max_pids");
+        "max_pids, swarm, registry, swarm_attempts");
+}
+
+TEST_CASE("host.conf's fleet keys: swarm, registry and swarm_attempts, each checked where it is", "[host_conf][conf]") {
+  auto h = parse_host_conf("swarm = true\nregistry = \"10.0.0.1:5000\"\nswarm_attempts = 5\n", "host.conf");
+  CHECK(h.swarm);
+  CHECK(h.registry == "10.0.0.1:5000");
+  CHECK(h.swarm_attempts == 5);
+  auto defaults = parse_host_conf("", "host.conf");
+  CHECK_FALSE(defaults.swarm);
+  CHECK(defaults.registry.empty());
+  CHECK(defaults.swarm_attempts == 3);
+  CHECK(error_of("swarm = \"yes\"\n") == "host.conf:1:9: 'swarm' must be true or false, not a string; e.g. swarm = true");
+  CHECK_THAT(error_of("registry = \"https://r/\"\n"),
+             Catch::StartsWith("host.conf:1:12: 'registry' holds \"https://r/\", not HOST or HOST:PORT"));
+  CHECK_THAT(error_of("swarm_attempts = 0\n"), Catch::StartsWith("host.conf:1:18: 'swarm_attempts' must be from 1 to 10"));
 }
 
 TEST_CASE("a wrong host.conf value says what was expected, with an example", "[host_conf][conf]") {
