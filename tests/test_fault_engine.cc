@@ -72,7 +72,7 @@ class EngineOutage {
 }  // namespace
 
 TEST_CASE("the engine stopped between two runs and started again: the next run restarts the commit's container",
-          "[docker][fault]") {
+          "[docker][fault][outage]") {
   GfsCall g;
   auto first = g.run();
   REQUIRE(first.exit_code == 0);
@@ -105,7 +105,7 @@ TEST_CASE("the engine stopped between two runs and started again: the next run r
 }
 
 TEST_CASE("the engine killed during the command: exit 125 naming the engine, nothing filed, then it computes",
-          "[docker][fault]") {
+          "[docker][fault][outage]") {
   GfsCall g("#!/bin/sh\necho run >> /tmp/runs\necho half > \"$3\"\n"
             "[ -e \"$GFSDIR/fast\" ] || sleep 60\ncat \"$1\" > \"$3\"; echo 1 > \"$4\"\n");
   REQUIRE(run_ce({"--gfs", g.gfs.str(), g.c.path(), "--", "true"}).exit_code == 0);  // container made
