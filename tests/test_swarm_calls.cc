@@ -8,6 +8,8 @@
 #include <boost/filesystem.hpp>
 #include <csignal>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include "support/ce_run.h"
 #include "support/computation.h"
 #include "support/engine_fixture.h"
+#include "support/task.h"
 
 using namespace ce::test;
 namespace fs = boost::filesystem;
@@ -275,5 +278,63 @@ TEST_CASE("a fleet call whose worker's engine is killed runs again on another no
   CHECK(records == 1);
   for (const auto& e : fs::recursive_directory_iterator(call_dir))
     if (e.path().parent_path().filename() == "00") CHECK(slurp(e.path().string()) == "SURVIVE\n");
+  CHECK(services_left(client) == 0);
+}
+
+TEST_CASE("a task of 12 calls on the fleet spreads over the nodes and files what a local run files, byte for byte",
+          "[docker][swarm]") {
+  FleetHost host;
+  TaskDir t;
+  t.computation("leaf", {"seed", "param"}, {"value"}, "hostname; sleep 2; cat \"$1\" \"$2\" > \"$3\"");
+  t.computation("gather", {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}, {"all"},
+                "for last; do :; done; n=$(($# - 1)); i=0; for f; do i=$((i + 1)); "
+                "if [ $i -le $n ]; then cat \"$f\"; fi; done > \"$last\"");
+  t.inputs({"seed"});
+  t.node("workflow", "computation", "gather");
+  TempDir local_gfs;
+  fs::create_directories(t.gfs.path() / "lit");
+  fs::create_directories(local_gfs.path() / "lit");
+  for (int k = 0; k < 11; ++k) {
+    std::string leaf = "workflow/inputs/" + std::string(k < 10 ? "0" : "") + std::to_string(k) + "-l" + std::to_string(k);
+    t.node(leaf, "computation", "leaf");
+    t.node(leaf + "/inputs/00-s", "input", "seed");
+    t.node(leaf + "/inputs/01-p", "literal", "lit/p" + std::to_string(k));
+    for (const auto& g : {t.gfs.path(), local_gfs.path()})
+      std::ofstream((g / "lit" / ("p" + std::to_string(k))).string()) << "param " << k << "\n";
+  }
+  t.commit();
+  std::string seed = t.data("seed", "seed\n");
+  std::string report = (t.input_dir.path() / "report.json").string();
+
+  auto r = run_ce_env({host.env}, {"--swarm", "-j", "12", "--gfs", t.gfs.str(), "--report", report, t.path(), seed});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // Which node ran each call: the report's fleet.node, over at least two.
+  std::string json = slurp(report);
+  std::set<std::string> nodes;
+  for (auto at = json.find("\"node\": \""); at != std::string::npos; at = json.find("\"node\": \"", at + 1))
+    nodes.insert(json.substr(at + 9, json.find('"', at + 9) - at - 9));
+  INFO(json.substr(0, 2000));
+  CHECK(nodes.size() >= 2);
+  CHECK(std::count(json.begin(), json.end(), '{') > 12);
+
+  auto local = run_ce({"-j", "4", "--gfs", local_gfs.str(), t.path(), seed});
+  INFO(local.out << local.err);
+  REQUIRE(local.exit_code == 0);
+  // The same outputs under the same names, byte for byte.
+  auto outputs = [](const fs::path& gfs) {
+    std::map<std::string, std::string> found;
+    for (const auto& rel : files_below(gfs.string()))
+      // c_NAME/CID12/NN/INS: an output (not a record, a log or a lock)
+      if (fs::path p(rel); rel.rfind("c_", 0) == 0 && std::distance(p.begin(), p.end()) == 4 &&
+                           fs::is_regular_file(gfs / rel) &&
+                           std::next(p.begin(), 2)->string().find_first_not_of("0123456789") == std::string::npos)
+        found[rel] = slurp((gfs / rel).string());
+    return found;
+  };
+  auto fleet_outputs = outputs(t.gfs.path()), local_outputs = outputs(local_gfs.path());
+  CHECK(fleet_outputs.size() == 12);
+  CHECK(fleet_outputs == local_outputs);
+  ce::docker::Client client;
   CHECK(services_left(client) == 0);
 }
