@@ -7,6 +7,7 @@
 
 #include <boost/filesystem.hpp>
 #include <csignal>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <set>
@@ -337,4 +338,59 @@ TEST_CASE("a task of 12 calls on the fleet spreads over the nodes and files what
   CHECK(fleet_outputs == local_outputs);
   ce::docker::Client client;
   CHECK(services_left(client) == 0);
+}
+
+TEST_CASE("a stage image is pushed once for the fleet, and the workers that run its calls pull it by digest",
+          "[docker][swarm]") {
+  FleetHost host;
+  // A stage of its own (its key new to the registry).
+  Computation c("next_stage && echo " + std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr)) +
+                    " > /stage-file\neverytime && echo every > /tmp/every\n",
+                upper_exec, compeval());
+  TempDir gfs, data;
+  ce::docker::Client client;
+  std::string manager = client.swarm_state().node_id;
+  REQUIRE(std::system(("docker node update --availability drain " + manager + " >/dev/null").c_str()) == 0);
+  struct Undrain {
+    std::string id;
+    ~Undrain() { std::system(("docker node update --availability active " + id + " >/dev/null").c_str()); }
+  } undrain{manager};
+  fs::path tags = "/var/lib/ce-swarm/registry/data/docker/registry/v2/repositories/ce-run/stages/_manifests/tags";
+  std::string image, link;
+  std::time_t pushed = 0;
+  std::set<std::string> ran_on;
+  for (int k = 0; k < 4; ++k) {
+    std::string in = (data.path() / ("in" + std::to_string(k))).string();
+    std::ofstream(in) << "call " << k << "\n";
+    std::string report = (data.path() / ("report" + std::to_string(k))).string();
+    auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::string json = slurp(report);
+    auto at = json.find("/ce-run/stages@sha256:");
+    REQUIRE(at != std::string::npos);
+    std::string this_image = json.substr(json.rfind('"', at) + 1, json.find('"', at) - json.rfind('"', at) - 1);
+    auto node_at = json.find("\"node\": \"");
+    ran_on.insert(json.substr(node_at + 9, json.find('"', node_at + 9) - node_at - 9));
+    std::string key = this_image.substr(this_image.find('@') + 1);
+    if (k == 0) {
+      image = this_image;
+      // The tag the push made, and when.
+      for (const auto& tag : fs::directory_iterator(tags))
+        if (slurp((tag.path() / "current" / "link").string()) == key) link = (tag.path() / "current" / "link").string();
+      REQUIRE(!link.empty());
+      pushed = fs::last_write_time(link);
+    }
+    CHECK(this_image == image);  // the same image, by digest, for every call
+  }
+  CHECK(fs::last_write_time(link) == pushed);  // pushed once: never written again
+  // Each worker that ran a call holds the image by its digest: it pulled it.
+  CHECK(!ran_on.empty());
+  for (const auto& hostname : ran_on) {
+    INFO(hostname);
+    REQUIRE(hostname.rfind("ce-swarm-w", 0) == 0);
+    ce::docker::Client node(ce::docker::EngineAddress::parse("unix:///run/ce-swarm/" + hostname.substr(9) +
+                                                            "/docker.sock"));
+    CHECK(node.find_image(image).has_value());
+  }
 }
