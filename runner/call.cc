@@ -974,7 +974,7 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
   call->store_inputs();
   std::string user = command_user(conf, request.invoker);
   FleetCall job;
-  job.call = call->relative_dir() + "/" + call->inputs_key();
+  job.call = gfs + "/" + call->relative_dir() + "/" + call->inputs_key();
   job.computation = prep->c.comp.name;
   job.image = image;
   job.env = env;

@@ -145,6 +145,16 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
     return run;
   }
 
+  // The caller holds the call's lock: a job of this call in the swarm was
+  // left by a ce-run that is gone (killed). Its output would be filed by
+  // nobody; it goes, and the call runs afresh.
+  for (const auto& left : client.list_services({{fleet_label::call, call.call}})) {
+    auto by = left.labels.find(fleet_label::submitter);
+    note("removing the job " + left.id.substr(0, 12) + " that " +
+         (by == left.labels.end() ? std::string("another ce-run") : by->second) +
+         " left for this call (it is gone)");
+    client.remove_service(left.id);
+  }
   std::vector<std::string> avoid;  // nodes an attempt was lost on
   std::string submitter = stages::host_name() + ":" + std::to_string(::getpid());
   for (int attempt = 1; attempt <= fleet.attempts; ++attempt) {

@@ -19,7 +19,7 @@ namespace ce::runner {
 // The labels of a job ce-run submits: the one place of their names.
 namespace fleet_label {
 inline constexpr const char* job = "ce-run.job";          // "call": a call's job
-inline constexpr const char* call = "ce-run.call";        // the call's directory in the GFS: c_NAME/CID12/INS
+inline constexpr const char* call = "ce-run.call";        // the call in its GFS: GFSDIR/c_NAME/CID12/INS
 inline constexpr const char* computation = "ce-run.computation";
 inline constexpr const char* submitter = "ce-run.submitter";  // HOST:PID of the ce-run that submitted it
 inline constexpr const char* attempt = "ce-run.attempt";      // 1, 2, ...: a call run again elsewhere
@@ -78,7 +78,7 @@ struct FleetStaging {
 
 // One call's command as a fleet job.
 struct FleetCall {
-  std::string call;         // c_NAME/CID12/INS: its labels and messages
+  std::string call;         // GFSDIR/c_NAME/CID12/INS: its labels and messages
   std::string computation;  // its name
   std::string image;        // REPO@DIGEST (publish_stage_image)
   docker::job::Description job;  // everytime steps as root, then the command
@@ -108,7 +108,9 @@ struct FleetRun {
   std::string message;    // fits_nowhere and fleet_failed: what happened, each attempt
 };
 
-// Runs the call's job: submits it, watches its task and the nodes, ends
+// Runs the call's job (the caller holds the call's lock: a job of the same
+// call found in the swarm was left by a ce-run that is gone, and is
+// removed first): submits it, watches its task and the nodes, ends
 // it (the container stopped on its node) when the token or the timeout
 // says so, and submits it again elsewhere when its node is lost or its
 // task rejected, up to fleet.attempts in all. `note` hears what happens.

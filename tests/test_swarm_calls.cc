@@ -394,3 +394,43 @@ TEST_CASE("a stage image is pushed once for the fleet, and the workers that run 
     CHECK(node.find_image(image).has_value());
   }
 }
+
+TEST_CASE("a fleet call's submitter killed with -9: the next run removes the job it left and files the call once",
+          "[docker][swarm]") {
+  FleetHost host;
+  // Slow until the test lets it go (GFSDIR/fast, readable in the job).
+  Computation c("", "#!/bin/sh\n[ -e \"$GFSDIR/fast\" ] || sleep 120\ntr a-z A-Z < \"$1\" > \"$2\"\n", compeval());
+  TempDir gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  std::ofstream(in) << "adopt\n";
+  ce::docker::Client client;
+  int pid = spawn_ce({"--swarm", "--gfs", gfs.str(), c.path(), in}, (data.path() / "err").string(), {host.env});
+  std::string left;
+  REQUIRE(poll_until(
+      [&] {
+        for (const auto& s : client.list_services({{ce::runner::fleet_label::computation, c.name}}))
+          for (const auto& t : client.list_tasks(s.id))
+            if (t.state == "running") left = s.id;
+        return !left.empty();
+      },
+      120));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  // Killed: nothing removed its job, which runs on.
+  REQUIRE(client.list_services({{ce::runner::fleet_label::computation, c.name}}).size() == 1);
+
+  std::ofstream((gfs.path() / "fast").string()) << "";
+  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("removing the job " + left.substr(0, 12) + " that "));
+  auto paths = filed(r.out, gfs);
+  REQUIRE(paths.size() == 1);
+  CHECK(slurp(paths[0]) == "ADOPT\n");
+  std::size_t records = 0;
+  for (const auto& e : fs::recursive_directory_iterator(gfs.path() / ("c_" + c.name)))
+    if (e.path().parent_path().filename() == "done") ++records;
+  CHECK(records == 1);
+  CHECK(services_left(client) == 0);
+  CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 30));
+}
