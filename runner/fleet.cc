@@ -196,7 +196,10 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
     spec.init = true;
     std::string job = client.create_job(spec, fleet.registry_auth);
     note("submitted as job " + job.substr(0, 12) + (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : ""));
+    bool ended = false;
     auto end_job = [&] {
+      if (ended) return;
+      ended = true;
       try {
         client.remove_service(job);
       } catch (const std::exception& e) {
@@ -206,6 +209,12 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
     std::optional<std::chrono::steady_clock::time_point> started;
     auto nodes_checked = std::chrono::steady_clock::now();
     std::string lost;  // why this attempt was lost
+    // Whatever stops the watch (the engine gone, an answer not understood)
+    // leaves no job behind.
+    struct Ender {
+      std::function<void()> end;
+      ~Ender() { end(); }
+    } ender{end_job};
     for (;;) {
       if (cancel.wait_for(std::chrono::milliseconds(static_cast<long>(fleet.poll_seconds * 1000)))) {
         end_job();
@@ -228,7 +237,10 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
         return run;
       }
       if (t.state == "complete" || t.state == "failed") {
+        // (A shared file system may show the job's last file a moment late.)
         auto end = docker::job::parse_end(read_small_at(staging.fd, docker::job::end_file));
+        for (int wait = 0; !end && wait < 20 && !cancel.wait_for(std::chrono::milliseconds(100)); ++wait)
+          end = docker::job::parse_end(read_small_at(staging.fd, docker::job::end_file));
         end_job();
         if (end) {
           run.exit_code = end->code;
