@@ -321,6 +321,24 @@ struct CallPipeline::State : stages::StepObserver {
   std::unique_ptr<stages::FileLock> take_lock(int dir, const std::string& name, const std::string& shown,
                                               const char* holder, Level level, docker::Cancellation& cancel);
   std::string kept_message(const std::string& why, const StagedCall& staged) const;
+  // The record of a command that exited `code` (to be promoted with the outputs).
+  CallRecord new_record(int code, const std::string& start_time, std::chrono::steady_clock::time_point started,
+                        const std::string& final_key) const {
+    CallRecord record;
+    record.exit_code = code;
+    record.start = start_time;
+    record.end = stages::utc_now();
+    record.seconds = seconds_since(started);
+    record.computation_id = result.facts.id;
+    record.commit = prep->identity.commit;
+    record.tree = prep->identity.content_tree;
+    record.dirty = result.facts.dirty;
+    record.base_image_id = base.id;
+    record.final_key = final_key;
+    record.host = stages::host_name();
+    record.compdir = prep->c.comp.dir;
+    return record;
+  }
   bool run_fleet(docker::Client& client, const FleetSettings& fleet, const stages::ApplyResult& applied,
                  const std::string& final_key,
                  const std::vector<std::string>& env, const docker::OutputSink& sink, docker::Cancellation& cancel);
@@ -847,19 +865,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
            code);
     return false;
   }
-  CallRecord record;
-  record.exit_code = code;
-  record.start = start_time;
-  record.end = stages::utc_now();
-  record.seconds = seconds_since(started);
-  record.computation_id = result.facts.id;
-  record.commit = prep->identity.commit;
-  record.tree = prep->identity.content_tree;
-  record.dirty = result.facts.dirty;
-  record.base_image_id = base.id;
-  record.final_key = final_key;
-  record.host = stages::host_name();
-  record.compdir = dir;
+  CallRecord record = new_record(code, start_time, started, final_key);
   try {
     record = call->promote(*staged, record);
   } catch (const std::exception& e) {
@@ -1092,19 +1098,7 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
     finish(Outcome::command_failed, what, ran.exit_code);
     return false;
   }
-  CallRecord record;
-  record.exit_code = 0;
-  record.start = start_time;
-  record.end = stages::utc_now();
-  record.seconds = seconds_since(started_at);
-  record.computation_id = result.facts.id;
-  record.commit = prep->identity.commit;
-  record.tree = prep->identity.content_tree;
-  record.dirty = result.facts.dirty;
-  record.base_image_id = base.id;
-  record.final_key = final_key;
-  record.host = stages::host_name();
-  record.compdir = dir;
+  CallRecord record = new_record(0, start_time, started_at, final_key);
   try {
     record = call->promote(staged, record);
   } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +93,51 @@ std::vector<std::string> filed(const std::string& out, const TempDir& gfs) {
   return paths;
 }
 
+// The task of a running job of `computation`'s: its service and node, or
+// nullopt while there is none.
+struct Running {
+  std::string service, node;
+};
+std::optional<Running> running_job(ce::docker::Client& client, const std::string& computation) {
+  for (const auto& s : client.list_services({{ce::runner::fleet_label::computation, computation}}))
+    for (const auto& t : client.list_tasks(s.id))
+      if (t.state == "running") return Running{s.id, t.node_id};
+  return std::nullopt;
+}
+Running wait_running(ce::docker::Client& client, const std::string& computation) {
+  std::optional<Running> found;
+  REQUIRE(poll_until([&] { return (found = running_job(client, computation)).has_value(); }, 120));
+  return *found;
+}
+
+// The manager takes no jobs while this lives (its engine is the one the
+// test keeps): only the workers do.
+struct ManagerDrained {
+  std::string id = ce::docker::Client().swarm_state().node_id;
+  ManagerDrained() { REQUIRE(std::system(("docker node update --availability drain " + id + " >/dev/null").c_str()) == 0); }
+  ~ManagerDrained() { std::system(("docker node update --availability active " + id + " >/dev/null").c_str()); }
+};
+
+// One computation's fleet call on one input, with its own GFS.
+struct FleetCall {
+  FleetHost host;
+  Computation c;
+  TempDir gfs, data;
+  std::string in = (data.path() / "in.txt").string();
+  FleetCall(const std::string& setup, const std::string& exec, const std::string& input)
+      : c(setup, exec, compeval()) {
+    std::ofstream(in) << input;
+  }
+  std::vector<std::string> args(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a{"--swarm", "--gfs", gfs.str()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    a.push_back(c.path());
+    a.push_back(in);
+    return a;
+  }
+  RunResult run(std::vector<std::string> extra = {}) const { return run_ce_env({host.env}, args(std::move(extra))); }
+};
+
 }  // namespace
 
 TEST_CASE("a fleet call is computed as a job on a node, files it as a local run would, then answers from the GFS",
@@ -140,12 +186,10 @@ TEST_CASE("a fleet call is computed as a job on a node, files it as a local run 
 }
 
 TEST_CASE("a fleet call: the command's exit code is the call's, and a failed call files nothing", "[docker][swarm]") {
-  FleetHost host;
-  Computation c("", "#!/bin/sh\necho partial > \"$2\"\necho failing >&2\nexit 3\n", compeval());
-  TempDir gfs, data;
-  std::string in = (data.path() / "in.txt").string();
-  std::ofstream(in) << "x\n";
-  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  FleetCall f("", "#!/bin/sh\necho partial > \"$2\"\necho failing >&2\nexit 3\n", "x\n");
+  auto& [host, c, gfs, data, in] = f;
+  (void)host, (void)data, (void)in;
+  auto r = f.run();
   INFO(r.out << r.err);
   CHECK(r.exit_code == 3);
   CHECK_THAT(r.err, Catch::Contains("failing"));
@@ -164,13 +208,9 @@ TEST_CASE("a fleet call: the command's exit code is the call's, and a failed cal
 }
 
 TEST_CASE("a fleet call that asks for more than any node has fails at once, saying so", "[docker][swarm]") {
-  FleetHost host;
-  Computation c("", upper_exec, compeval());
-  c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + c.name + "\"\ncpus = 64\n");
-  TempDir gfs, data;
-  std::string in = (data.path() / "in.txt").string();
-  std::ofstream(in) << "x\n";
-  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  FleetCall f("", upper_exec, "x\n");
+  f.c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + f.c.name + "\"\ncpus = 64\n");
+  auto r = f.run();
   INFO(r.out << r.err);
   CHECK(r.exit_code == 125);
   CHECK_THAT(r.err, Catch::Contains("64 CPUs (docker.conf), but the largest ready node of the swarm has"));
@@ -179,78 +219,43 @@ TEST_CASE("a fleet call that asks for more than any node has fails at once, sayi
 }
 
 TEST_CASE("a fleet call: the timeout ends the job on its node and exits 124", "[docker][swarm]") {
-  FleetHost host;
-  Computation c("", "#!/bin/sh\nsleep 120\n", compeval());
-  c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + c.name + "\"\ntimeout = \"2s\"\n");
-  TempDir gfs, data;
-  std::string in = (data.path() / "in.txt").string();
-  std::ofstream(in) << "x\n";
-  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  FleetCall f("", "#!/bin/sh\nsleep 120\n", "x\n");
+  f.c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + f.c.name + "\"\ntimeout = \"2s\"\n");
+  auto r = f.run();
   INFO(r.out << r.err);
   CHECK(r.exit_code == 124);
   CHECK_THAT(r.err, Catch::Contains("ran longer than docker.conf's timeout (2 s) on "));
   ce::docker::Client client;
   CHECK(services_left(client) == 0);
-  CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 30));
+  CHECK(poll_until([&] { return containers_left(f.c.name) == 0; }, 30));
 }
 
 TEST_CASE("a fleet call: Ctrl-C removes the job, and nothing of it is left on any node", "[docker][swarm]") {
-  FleetHost host;
-  Computation c("", "#!/bin/sh\nsleep 120\n", compeval());
-  TempDir gfs, data;
-  std::string in = (data.path() / "in.txt").string();
-  std::ofstream(in) << "x\n";
+  FleetCall f("", "#!/bin/sh\nsleep 120\n", "x\n");
   ce::docker::Client client;
-  int pid = spawn_ce({"--swarm", "--gfs", gfs.str(), c.path(), in}, (data.path() / "err").string(), {host.env});
-  REQUIRE(poll_until(
-      [&] {
-        for (const auto& s : client.list_services({{ce::runner::fleet_label::computation, c.name}}))
-          for (const auto& t : client.list_tasks(s.id))
-            if (t.state == "running") return true;
-        return false;
-      },
-      120));
+  int pid = spawn_ce(f.args(), (f.data.path() / "err").string(), {f.host.env});
+  wait_running(client, f.c.name);
   ::kill(pid, SIGINT);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  INFO(slurp((data.path() / "err").string()));
+  INFO(slurp((f.data.path() / "err").string()));
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 130);
   CHECK(services_left(client) == 0);
-  CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 30));
+  CHECK(poll_until([&] { return containers_left(f.c.name) == 0; }, 30));
 }
 
 TEST_CASE("a fleet call whose worker's engine is killed runs again on another node and is filed once",
           "[docker][swarm]") {
-  FleetHost host;
-  // Long enough to be caught running; an attempt leaves its start in the GFS
-  // staging it writes to, so the test sees where each ran.
-  Computation c("", "#!/bin/sh\nhostname\nsleep 6\ntr a-z A-Z < \"$1\" > \"$2\"\n", compeval());
-  TempDir gfs, data;
-  std::string in = (data.path() / "in.txt").string();
-  std::ofstream(in) << "survive\n";
+  // Long enough to be caught running.
+  FleetCall f("", "#!/bin/sh\nhostname\nsleep 6\ntr a-z A-Z < \"$1\" > \"$2\"\n", "survive\n");
+  auto& [host, c, gfs, data, in] = f;
+  (void)host, (void)in;
   std::string report = (data.path() / "report.json").string();
   ce::docker::Client client;
-  // Only the workers take jobs meanwhile (the manager's engine is the one
-  // the test must keep).
-  std::string manager = client.swarm_state().node_id;
-  REQUIRE(std::system(("docker node update --availability drain " + manager + " >/dev/null").c_str()) == 0);
-  struct Undrain {
-    std::string id;
-    ~Undrain() { std::system(("docker node update --availability active " + id + " >/dev/null").c_str()); }
-  } undrain{manager};
-
-  int pid = spawn_ce({"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in}, (data.path() / "err").string(),
-                     {host.env});
-  std::string first_node;
-  REQUIRE(poll_until(
-      [&] {
-        for (const auto& s : client.list_services({{ce::runner::fleet_label::computation, c.name}}))
-          for (const auto& t : client.list_tasks(s.id))
-            if (t.state == "running") first_node = t.node_id;
-        return !first_node.empty();
-      },
-      120));
+  ManagerDrained drained;
+  int pid = spawn_ce(f.args({"--report", report}), (data.path() / "err").string(), {f.host.env});
+  std::string first_node = wait_running(client, c.name).node;
   std::string hostname;
   for (const auto& n : client.list_nodes())
     if (n.id == first_node) hostname = n.hostname;
@@ -348,13 +353,7 @@ TEST_CASE("a stage image is pushed once for the fleet, and the workers that run 
                     " > /stage-file\neverytime && echo every > /tmp/every\n",
                 upper_exec, compeval());
   TempDir gfs, data;
-  ce::docker::Client client;
-  std::string manager = client.swarm_state().node_id;
-  REQUIRE(std::system(("docker node update --availability drain " + manager + " >/dev/null").c_str()) == 0);
-  struct Undrain {
-    std::string id;
-    ~Undrain() { std::system(("docker node update --availability active " + id + " >/dev/null").c_str()); }
-  } undrain{manager};
+  ManagerDrained drained;
   fs::path tags = "/var/lib/ce-swarm/registry/data/docker/registry/v2/repositories/ce-run/stages/_manifests/tags";
   std::string image, link;
   std::time_t pushed = 0;
@@ -397,30 +396,20 @@ TEST_CASE("a stage image is pushed once for the fleet, and the workers that run 
 
 TEST_CASE("a fleet call's submitter killed with -9: the next run removes the job it left and files the call once",
           "[docker][swarm]") {
-  FleetHost host;
   // Slow until the test lets it go (GFSDIR/fast, readable in the job).
-  Computation c("", "#!/bin/sh\n[ -e \"$GFSDIR/fast\" ] || sleep 120\ntr a-z A-Z < \"$1\" > \"$2\"\n", compeval());
-  TempDir gfs, data;
-  std::string in = (data.path() / "in.txt").string();
-  std::ofstream(in) << "adopt\n";
+  FleetCall f("", "#!/bin/sh\n[ -e \"$GFSDIR/fast\" ] || sleep 120\ntr a-z A-Z < \"$1\" > \"$2\"\n", "adopt\n");
+  auto& [host, c, gfs, data, in] = f;
+  (void)in;
   ce::docker::Client client;
-  int pid = spawn_ce({"--swarm", "--gfs", gfs.str(), c.path(), in}, (data.path() / "err").string(), {host.env});
-  std::string left;
-  REQUIRE(poll_until(
-      [&] {
-        for (const auto& s : client.list_services({{ce::runner::fleet_label::computation, c.name}}))
-          for (const auto& t : client.list_tasks(s.id))
-            if (t.state == "running") left = s.id;
-        return !left.empty();
-      },
-      120));
+  int pid = spawn_ce(f.args(), (data.path() / "err").string(), {host.env});
+  std::string left = wait_running(client, c.name).service;
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
   // Killed: nothing removed its job, which runs on.
   REQUIRE(client.list_services({{ce::runner::fleet_label::computation, c.name}}).size() == 1);
 
   std::ofstream((gfs.path() / "fast").string()) << "";
-  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), c.path(), in});
+  auto r = f.run();
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("removing the job " + left.substr(0, 12) + " that "));

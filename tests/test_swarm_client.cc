@@ -72,6 +72,19 @@ std::string pushed_busybox(Client& client, const std::string& registry, std::str
   return digest;
 }
 
+// A job of busybox pushed to the fleet's registry (pinned by digest),
+// labelled for the test as `name`-PID.
+JobSpec busybox_job(Client& client, const std::string& name, std::vector<std::string> command) {
+  std::string repo;
+  std::string digest = pushed_busybox(client, swarm_setting("CE_SWARM_REGISTRY"), repo);
+  JobSpec spec;
+  spec.name = name + "-" + std::to_string(::getpid());
+  spec.labels = {{"ce-run.test", spec.name}};
+  spec.image = repo + "@" + digest;
+  spec.command = std::move(command);
+  return spec;
+}
+
 }  // namespace
 
 TEST_CASE("the swarm's nodes: three ready, a manager that leads, and what each has", "[docker][swarm]") {
@@ -141,14 +154,8 @@ TEST_CASE("a job runs on a worker from an image pulled by digest from the fleet'
 
 TEST_CASE("a job that fits no node stays pending, and says why within seconds", "[docker][swarm]") {
   Client client;
-  std::string registry = swarm_setting("CE_SWARM_REGISTRY"), repo;
-  std::string digest = pushed_busybox(client, registry, repo);
   Jobs jobs{client, {}};
-  JobSpec spec;
-  spec.name = "ce-test-huge-" + std::to_string(::getpid());
-  spec.labels = {{"ce-run.test", spec.name}};
-  spec.image = repo + "@" + digest;
-  spec.command = {"true"};
+  JobSpec spec = busybox_job(client, "ce-test-huge", {"true"});
   spec.reserve_memory_bytes = std::int64_t{1} << 50;  // 1 PiB
   jobs.ids.push_back(client.create_job(spec));
   std::vector<TaskInfo> tasks;
@@ -163,14 +170,8 @@ TEST_CASE("a job that fits no node stays pending, and says why within seconds", 
 
 TEST_CASE("a running job removed leaves no service and no container on its node", "[docker][swarm]") {
   Client client;
-  std::string registry = swarm_setting("CE_SWARM_REGISTRY"), repo;
-  std::string digest = pushed_busybox(client, registry, repo);
   Jobs jobs{client, {}};
-  JobSpec spec;
-  spec.name = "ce-test-end-" + std::to_string(::getpid());
-  spec.labels = {{"ce-run.test", spec.name}};
-  spec.image = repo + "@" + digest;
-  spec.command = {"sleep", "300"};
+  JobSpec spec = busybox_job(client, "ce-test-end", {"sleep", "300"});
   spec.constraints = {"node.role==worker"};
   spec.init = true;  // SIGTERM ends sleep at once
   std::string id = client.create_job(spec);
