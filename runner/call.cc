@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <sys/stat.h>
@@ -110,6 +111,35 @@ struct Stop : std::runtime_error {
   Outcome outcome;
   int code;
 };
+
+// The invoker's credentials for the fleet's registry, from their Docker
+// client's config.json, read with their rights (a file they cannot read
+// is no file to them); none: anonymous.
+std::string registry_auth_of(const Invoker& invoker, const std::string& registry) {
+  if (invoker.docker_config.empty()) return {};
+  std::string path = invoker.docker_config + "/config.json";
+  stages::Fd fd = as_invoker(invoker, [&] {
+    int f = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (f < 0 && errno != ENOENT && errno != ENOTDIR && errno != EACCES)
+      throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+    return f;
+  });
+  if (!fd) return {};
+  struct stat st {};
+  constexpr off_t most = 1 << 20;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > most)
+    throw Stop(Outcome::failed, path + " is not a Docker client configuration (a regular file of at most 1 MiB); "
+                                "fix or remove it and run again");
+  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  if (::pread(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+    throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  try {
+    return registry_auth_from_config(text, registry, path);
+  } catch (const std::runtime_error& e) {
+    throw Stop(Outcome::failed, e.what());
+  }
+}
+
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -678,6 +708,7 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
                                   "from: registry = \"HOST:PORT\" in " + hc.origin + " (docs/fleet.md)");
     FleetSettings fleet;
     fleet.registry = hc.registry;
+    fleet.registry_auth = registry_auth_of(request.invoker, hc.registry);
     fleet.attempts = static_cast<int>(hc.swarm_attempts);
     return run_fleet(client, fleet, applied, final_key, env, sink, cancel);
   }
@@ -934,8 +965,14 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
   try {
     image = publish_stage_image(client, fleet, applied.image_id, final_key);
   } catch (const std::exception& e) {
+    std::string credentials;
+    if (fleet.registry_auth.empty())
+      credentials = "; ce-run found no credentials for it in " +
+                    (request.invoker.docker_config.empty() ? std::string("the invoker's Docker config")
+                                                           : request.invoker.docker_config + "/config.json") +
+                    " (docker login " + fleet.registry + " writes them)";
     throw Stop(Outcome::failed, "cannot publish the stage image to the fleet's registry " + fleet.registry + ": " +
-                                    e.what() + "; check the registry (docs/fleet.md) and run again");
+                                    e.what() + credentials + "; check the registry (docs/fleet.md) and run again");
   }
   result.facts.job_image = image;
   events.note(Level::info, "stage image " + image);
@@ -1011,11 +1048,25 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
   for (const auto& f : call->inputs()) job.job.argv.push_back(f.stored);
   for (std::size_t k = 0; k < prep->contract->outputs.size(); ++k)
     job.job.argv.push_back(staged_in_container + "/" + output_number(k));
-  std::vector<StagedCall> attempts;
-  attempts.reserve(static_cast<std::size_t>(std::max(1, fleet.attempts)));
-  job.staging = [&](int) {
-    attempts.emplace_back(own_shown + "/staging", "fleet", call->staging_name(), user);
-    return FleetStaging{attempts.back().fd(), attempts.back().host_path(), staged_in_container};
+  job.constraints = conf.placement;
+  // Each attempt's staging directory (a killed submitter's too, adopted),
+  // by attempt number.
+  std::map<int, StagedCall> attempts;
+  const std::string staging_root = own_shown + "/staging";
+  auto shown_to_fleet = [&](int attempt) {
+    const StagedCall& s = attempts.at(attempt);
+    return FleetStaging{s.fd(), s.name(), s.host_path(), staged_in_container};
+  };
+  job.staging = [&](int attempt) {
+    attempts.insert_or_assign(attempt, StagedCall(staging_root, "fleet", call->staging_name(), user));
+    return shown_to_fleet(attempt);
+  };
+  job.adopt = [&](const std::string& name, int attempt) -> std::optional<FleetStaging> {
+    if (!call->is_staging_name(name)) return std::nullopt;
+    auto adopted = StagedCall::adopt(staging_root, "fleet", name);
+    if (!adopted) return std::nullopt;
+    attempts.insert_or_assign(attempt, std::move(*adopted));
+    return shown_to_fleet(attempt);
   };
   auto start_time = stages::utc_now();
   auto started_at = std::chrono::steady_clock::now();
@@ -1023,18 +1074,19 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
   end_phase(phase::command);
   result.facts.node = ran.node;
   result.facts.attempts = ran.attempt;
+  result.facts.adopted = ran.adopted;
   // Every attempt's staging goes but the one that ended the call.
-  auto drop_others = [&](std::size_t keep) {
-    for (std::size_t k = 0; k < attempts.size(); ++k) {
-      if (k + 1 == keep) continue;
+  auto drop_others = [&](int keep) {
+    for (auto& [attempt, staged] : attempts) {
+      if (attempt == keep) continue;
       try {
-        attempts[k].remove();
+        staged.remove();
       } catch (const std::exception& e) {
         events.note(Level::warning, e.what());
       }
     }
   };
-  drop_others(static_cast<std::size_t>(ran.end == FleetRun::End::ran || ran.end == FleetRun::End::setup_failed ? ran.attempt : 0));
+  drop_others(ran.end == FleetRun::End::ran || ran.end == FleetRun::End::setup_failed ? ran.attempt : 0);
   outputs(OutputStatus::missing);
   switch (ran.end) {
     case FleetRun::End::cancelled:
@@ -1057,7 +1109,7 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
     case FleetRun::End::setup_failed:
       break;
   }
-  StagedCall& staged = attempts[static_cast<std::size_t>(ran.attempt - 1)];
+  StagedCall& staged = attempts.at(ran.attempt);
   // The job's output, as a local call's: to the caller and into the log.
   CallLog log(*call);
   std::string tail;

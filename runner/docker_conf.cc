@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -113,6 +114,34 @@ std::string env_name_problem(const std::string& name) {
       return "'" + name + "' is set by ce-run and cannot be set in docker.conf; choose another name";
     }
   }
+  return "";
+}
+
+// What is wrong with one placement constraint, or "": Swarm's
+// "ATTRIBUTE OP VALUE", of the attributes a computation may ask for
+// (node.id is ce-run's, to move a call off a node it was lost on).
+std::string placement_problem(const std::string& text) {
+  auto op = text.find("==") != std::string::npos ? text.find("==") : text.find("!=");
+  const std::string shown = "'placement' holds \"" + escaped(text) + "\", which ";
+  if (op == std::string::npos) return shown + "is not a constraint: give \"ATTRIBUTE == VALUE\" or \"ATTRIBUTE != VALUE\"";
+  auto trim = [](std::string t) {
+    t.erase(0, t.find_first_not_of(' '));
+    t.erase(t.find_last_not_of(' ') + 1);
+    return t;
+  };
+  std::string attribute = trim(text.substr(0, op)), value = trim(text.substr(op + 2));
+  auto plain = [](const std::string& t, const char* extra) {
+    return !t.empty() && std::all_of(t.begin(), t.end(), [&](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr(extra, ch) != nullptr;
+    });
+  };
+  bool known = attribute == "node.hostname" || attribute == "node.role" || attribute == "node.platform.os" ||
+               attribute == "node.platform.arch" ||
+               (attribute.rfind("node.labels.", 0) == 0 && plain(attribute.substr(12), "_.-"));
+  if (!known)
+    return shown + "names no attribute a computation may place by: node.labels.KEY, node.hostname, node.role, "
+           "node.platform.os or node.platform.arch";
+  if (!plain(value, "_.:-")) return shown + "has no plain value (letters, digits, '_', '.', ':' and '-')";
   return "";
 }
 
@@ -229,6 +258,8 @@ const std::vector<KeySpec>& keys() {
          if (*seconds > limits::timeout_seconds) r.fail("'timeout' must be at most 365d");
          c.timeout_seconds = *seconds;
        }},
+      {"placement", "placement = [\"node.labels.gpu == true\"]",
+       [](const Reader& r, DockerConf& c) { c.placement = r.strings(placement_problem); }},
   };
   return table;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace ce::runner {
 
@@ -42,6 +43,7 @@ struct DockerConf {
   std::int64_t memory_bytes = 0;  // 0: no limit
   std::int64_t pids = 0;          // 0: no limit
   std::int64_t timeout_seconds = 0;  // the command's wall-clock limit; 0: none
+  std::vector<std::string> placement;  // Swarm constraints for a fleet call ("node.labels.gpu == true")
 
   // For the messages of checks made after parsing (apply_host_policy).
   std::string origin;                                    // the file, as in "docker.conf:3:1:"

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ inline constexpr const char* call = "ce-run.call";        // the call in its GFS
 inline constexpr const char* computation = "ce-run.computation";
 inline constexpr const char* submitter = "ce-run.submitter";  // HOST:PID of the ce-run that submitted it
 inline constexpr const char* attempt = "ce-run.attempt";      // 1, 2, ...: a call run again elsewhere
+inline constexpr const char* staging = "ce-run.staging";      // the attempt's staging directory (its name)
 }  // namespace fleet_label
 
 struct FleetJob {
@@ -57,6 +59,17 @@ struct FleetSettings {
   double poll_seconds = 0.2;  // how often the job's task and nodes are asked
 };
 
+// The X-Registry-Auth value for `registry` (HOST[:PORT]) from the text of a
+// Docker client's config.json (`origin` names it in messages): its
+// "auths" entry for that registry, keyed as `docker login` writes it
+// (HOST:PORT, or with https:// and a path), holding "auth" (base64 of
+// USER:PASSWORD), "username" and "password", or "identitytoken". Empty
+// when it has none (anonymous). Credential helpers (credsStore,
+// credHelpers) are not asked. Throws std::runtime_error "origin: ..." when
+// the text is not such a file.
+std::string registry_auth_from_config(const std::string& config_json, const std::string& registry,
+                                      const std::string& origin);
+
 // The registry's repository of stage images, and a stage image's
 // reference in it by content key (the tag; the key's hex digits).
 std::string stage_repository(const FleetSettings& fleet);
@@ -73,6 +86,7 @@ std::string publish_stage_image(docker::Client& client, const FleetSettings& fle
 // come, as the host and the job's container see it.
 struct FleetStaging {
   int fd = -1;
+  std::string name;  // in the fleet's staging directory
   std::string host_path, container_path;
 };
 
@@ -88,8 +102,12 @@ struct FleetCall {
   std::string network;              // docker.conf's; "none": none asked for
   std::int64_t nano_cpus = 0, memory_bytes = 0, pids = 0;  // limits, reserved too
   double timeout_seconds = 0;       // 0: none
-  // A fresh staging directory for attempt N (from 1).
+  std::vector<std::string> constraints;  // Swarm placement constraints (docker.conf placement)
+  // A fresh staging directory for attempt N (from 1), and its name.
   std::function<FleetStaging(int attempt)> staging;
+  // The staging directory `name` of attempt N that a submitter now gone
+  // made, taken over; nothing when it cannot be (missing, not this call's).
+  std::function<std::optional<FleetStaging>(const std::string& name, int attempt)> adopt;
 };
 
 struct FleetRun {
@@ -104,13 +122,14 @@ struct FleetRun {
   int exit_code = 0;
   int step = 0;
   int attempt = 0;        // the attempt that ended it (its staging holds the outputs)
+  bool adopted = false;   // that attempt's job was a gone submitter's, watched to its end
   std::string node;       // the host name of the node that ran it
   std::string message;    // fits_nowhere and fleet_failed: what happened, each attempt
 };
 
 // Runs the call's job (the caller holds the call's lock: a job of the same
-// call found in the swarm was left by a ce-run that is gone, and is
-// removed first): submits it, watches its task and the nodes, ends
+// call found in the swarm was left by a ce-run that is gone; it is adopted
+// when its staging directory can be, else removed): submits it, watches its task and the nodes, ends
 // it (the container stopped on its node) when the token or the timeout
 // says so, and submits it again elsewhere when its node is lost or its
 // task rejected, up to fleet.attempts in all. `note` hears what happens.

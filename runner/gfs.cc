@@ -477,6 +477,13 @@ std::string Call::staging_name() const {
   return ins + "." + stages::host_name() + "." + std::to_string(::getpid());
 }
 
+bool Call::is_staging_name(const std::string& name) const {
+  std::string own = staging_name();
+  std::string ins = own.substr(0, own.find('.') + 1);  // (the inputs' part: its name has no '.')
+  return name.size() > ins.size() && name.rfind(ins, 0) == 0 && name.find('/') == std::string::npos &&
+         name.size() < 256;
+}
+
 std::string output_number(std::size_t k) { return number(k); }
 
 std::string output_path_of(const Gfs& gfs, const std::string& name, const std::string& computation_id,
@@ -804,6 +811,22 @@ StagedCall::StagedCall(const std::string& root, const std::string& container_key
 }
 
 StagedCall::~StagedCall() = default;
+
+std::optional<StagedCall> StagedCall::adopt(const std::string& root, const std::string& container_key,
+                                            const std::string& name) {
+  if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos) return std::nullopt;
+  StagedCall staged;
+  staged.root_ = root;
+  staged.key_ = container_key;
+  staged.name_ = name;
+  Fd top = open_staging_root(root, Create::no);
+  if (!top) return std::nullopt;
+  staged.container_dir_ = stages::open_directory_at(top.get(), container_key, Create::no, 0755, owner(), root);
+  if (!staged.container_dir_) return std::nullopt;
+  staged.fd_.reset(::openat(staged.container_dir_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!staged.fd_ || ::flock(staged.fd_.get(), LOCK_EX | LOCK_NB) != 0) return std::nullopt;
+  return staged;
+}
 
 std::string StagedCall::host_path() const { return root_ + "/" + key_ + "/" + name_; }
 

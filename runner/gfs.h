@@ -111,9 +111,15 @@ class StagedCall {
   StagedCall(const std::string& root, const std::string& container_key, const std::string& name,
              const std::string& user);
   ~StagedCall();
+  // The staging directory `name` in `container_dir` that a process now gone
+  // made (a fleet call's job still fills it): locked by this process, or
+  // nothing when it is missing, not a plain directory, or still held.
+  static std::optional<StagedCall> adopt(const std::string& root, const std::string& container_key,
+                                         const std::string& name);
   StagedCall(StagedCall&&) = default;
   StagedCall& operator=(StagedCall&&) = default;
   int fd() const { return fd_.get(); }
+  const std::string& name() const { return name_; }
   std::string host_path() const;
   std::string container_path() const { return std::string(staging_in_container) + "/" + name_; }
   // Removes the directory and what the command left in it.
@@ -229,6 +235,8 @@ class Call {
   std::string lock_path() const;
   // The name of this process's staging directory for the call (StagedCall).
   std::string staging_name() const;
+  // Whether `name` (a staging directory's) is one of this call's.
+  bool is_staging_name(const std::string& name) const;
 
   // Done: record fine, every output there with its size. `problem` says why
   // not. Throws NameCollision when the record is of other inputs.

@@ -58,6 +58,12 @@ Invoker invoking_user() {
     who.uid = static_cast<uid_t>(uid);
     who.gid = static_cast<gid_t>(gid);
   }
+  const char* config = std::getenv("DOCKER_CONFIG");
+  if (config && *config) {
+    who.docker_config = config;
+  } else if (struct passwd* pw = ::getpwuid(who.uid); pw && pw->pw_dir && *pw->pw_dir) {
+    who.docker_config = std::string(pw->pw_dir) + "/.docker";
+  }
   if (who.root()) return who;
   // The user's groups, as login would give them; a uid without a name
   // (no passwd entry) has its primary group only.

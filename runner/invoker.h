@@ -20,6 +20,9 @@ struct Invoker {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
+  // Their Docker client's configuration directory ($DOCKER_CONFIG, else
+  // ~/.docker): the fleet registry's credentials (docs/fleet.md).
+  std::string docker_config;
   bool root() const { return uid == 0; }
   // "UID:GID", as docker's user field takes it.
   std::string spec() const { return std::to_string(uid) + ":" + std::to_string(gid); }

@@ -60,6 +60,7 @@ Poco::JSON::Object::Ptr report_object(const CallResult& result, int exit_code) {
     fleet->set("node", text_or_null(f.node));
     fleet->set("image", text_or_null(f.job_image));
     fleet->set("attempts", f.attempts);
+    fleet->set("adopted", f.adopted);
     root->set("fleet", fleet);
   }
   Array::Ptr list = new Array;

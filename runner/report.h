@@ -52,6 +52,7 @@ struct ReportFacts {
   // attempts it took; empty and 0 for a local call.
   std::string node, job_image;
   int attempts = 0;
+  bool adopted = false;  // the job a killed submitter left, watched to its end
   std::vector<ReportStep> steps;
   std::vector<ReportInput> inputs;
   // Where the time went, in the order of phase::all; only the phases that

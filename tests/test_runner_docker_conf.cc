@@ -62,7 +62,7 @@ TEST_CASE("an unknown key names the nearest known key and its place", "[docker_c
   CHECK(error_of("image = \"x\"\nmemroy = \"1g\"\n") == "docker.conf:2:1: unknown key 'memroy'; did you mean 'memory'?");
   CHECK(error_of("image = \"x\"\ncompletely_different = 1\n") ==
         "docker.conf:2:1: unknown key 'completely_different'; known keys: image, name, workdir, env, user, "
-        "network, cpus, memory, pids, timeout");
+        "network, cpus, memory, pids, timeout, placement");
 }
 
 TEST_CASE("a wrong type or value says what was expected, with an example", "[docker_conf][conf]") {
@@ -272,4 +272,26 @@ TEST_CASE("each key's place is kept for the checks made after parsing", "[docker
   auto conf = parse_docker_conf("# c\nimage = \"x\"\n  memory = \"1g\"\n[env]\nA = \"1\"\n", "comp/docker.conf");
   CHECK(conf.origin == "comp/docker.conf");
   CHECK(conf.positions == std::map<std::string, std::pair<int, int>>{{"image", {2, 1}}, {"memory", {3, 3}}, {"env", {4, 2}}});
+}
+
+TEST_CASE("placement: Swarm constraints on node labels, host name, role and platform; nothing else",
+          "[docker_conf][conf]") {
+  auto conf = parse_docker_conf("image = \"x\"\nplacement = [\"node.labels.gpu == true\", \"node.role!=manager\", "
+                                "\"node.hostname == ce-swarm-w2\", \"node.platform.arch == x86_64\"]\n",
+                                "docker.conf");
+  CHECK(conf.placement == std::vector<std::string>{"node.labels.gpu == true", "node.role!=manager",
+                                                   "node.hostname == ce-swarm-w2", "node.platform.arch == x86_64"});
+  CHECK(parse_docker_conf("image = \"x\"\n", "docker.conf").placement.empty());
+  CHECK(error_of("image = \"x\"\nplacement = [\"node.id == abc\"]\n") ==
+        "docker.conf:2:14: 'placement' holds \"node.id == abc\", which names no attribute a computation may place "
+        "by: node.labels.KEY, node.hostname, node.role, node.platform.os or node.platform.arch; "
+        "e.g. placement = [\"node.labels.gpu == true\"]");
+  CHECK_THAT(error_of("image = \"x\"\nplacement = [\"gpu\"]\n"),
+             Catch::StartsWith("docker.conf:2:14: 'placement' holds \"gpu\", which is not a constraint"));
+  CHECK_THAT(error_of("image = \"x\"\nplacement = [\"node.labels.a == b c\"]\n"),
+             Catch::Contains("which has no plain value"));
+  CHECK_THAT(error_of("image = \"x\"\nplacement = [\"node.labels.a\\n== b\"]\n"),
+             Catch::Contains("\"node.labels.a\\n== b\", which names no attribute"));
+  CHECK_THAT(error_of("image = \"x\"\nplacement = \"node.role == worker\"\n"),
+             Catch::StartsWith("docker.conf:2:13: 'placement' must be an array of strings"));
 }

@@ -5,14 +5,18 @@
 // ce-run's is left, and no container of it on any node.
 #include <catch2/catch.hpp>
 
+#include <Poco/Base64Encoder.h>
 #include <boost/filesystem.hpp>
+#include <chrono>
 #include <csignal>
 #include <ctime>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 #include "docker/client.h"
@@ -27,26 +31,14 @@ namespace fs = boost::filesystem;
 
 namespace {
 
-// The registry of `scripts/start-swarm env`, in a host.conf of the test's
-// own (root's, as host.conf must be), named by CE_RUN_HOST_CONF.
-std::string registry() {
-  FILE* pipe = ::popen((std::string(CE_SOURCE_DIR) + "/scripts/start-swarm env").c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
-  ::pclose(pipe);
-  auto at = out.find("CE_SWARM_REGISTRY=");
-  REQUIRE(at != std::string::npos);
-  return out.substr(at + 18, out.find('\n', at) - at - 18);
-}
-
+// A host.conf of the test's own (root's, as host.conf must be), named by
+// CE_RUN_HOST_CONF: the fleet's registry of `scripts/start-swarm env`.
 struct FleetHost {
   TempDir dir;
   std::string conf = (dir.path() / "host.conf").string();
   std::string env = "CE_RUN_HOST_CONF=" + conf;
-  explicit FleetHost(const std::string& extra = {}) {
-    std::ofstream(conf) << "registry = \"" << registry() << "\"\n" << extra;
+  explicit FleetHost(const std::string& extra = {}, const std::string& registry = swarm_setting("CE_SWARM_REGISTRY")) {
+    std::ofstream(conf) << "registry = \"" << registry << "\"\n" << extra;
   }
 };
 
@@ -135,7 +127,10 @@ struct FleetCall {
     a.push_back(in);
     return a;
   }
-  RunResult run(std::vector<std::string> extra = {}) const { return run_ce_env({host.env}, args(std::move(extra))); }
+  RunResult run(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
+    env.push_back(host.env);
+    return run_ce_env(env, args(std::move(extra)));
+  }
 };
 
 }  // namespace
@@ -394,32 +389,109 @@ TEST_CASE("a stage image is pushed once for the fleet, and the workers that run 
   }
 }
 
-TEST_CASE("a fleet call's submitter killed with -9: the next run removes the job it left and files the call once",
+TEST_CASE("a fleet call's submitter killed with -9: the next run adopts the job it left and files the call once",
           "[docker][swarm]") {
   // Slow until the test lets it go (GFSDIR/fast, readable in the job).
-  FleetCall f("", "#!/bin/sh\n[ -e \"$GFSDIR/fast\" ] || sleep 120\ntr a-z A-Z < \"$1\" > \"$2\"\n", "adopt\n");
+  FleetCall f("", "#!/bin/sh\nwhile [ ! -e \"$GFSDIR/fast\" ]; do sleep 0.2; done\ntr a-z A-Z < \"$1\" > \"$2\"\n",
+              "adopt\n");
   auto& [host, c, gfs, data, in] = f;
   (void)in;
   ce::docker::Client client;
   int pid = spawn_ce(f.args(), (data.path() / "err").string(), {host.env});
-  std::string left = wait_running(client, c.name).service;
+  auto left = wait_running(client, c.name);
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
   // Killed: nothing removed its job, which runs on.
   REQUIRE(client.list_services({{ce::runner::fleet_label::computation, c.name}}).size() == 1);
 
-  std::ofstream((gfs.path() / "fast").string()) << "";
-  auto r = f.run();
+  std::string report = (data.path() / "report.json").string();
+  std::thread let_go([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::ofstream((gfs.path() / "fast").string()) << "";
+  });
+  auto r = f.run({"--report", report});
+  let_go.join();
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
-  CHECK_THAT(r.err, Catch::Contains("removing the job " + left.substr(0, 12) + " that "));
+  CHECK_THAT(r.err, Catch::Contains("adopting the job " + left.service.substr(0, 12) + " that "));
+  CHECK_THAT(r.err, !Catch::Contains("submitted as job"));
   auto paths = filed(r.out, gfs);
   REQUIRE(paths.size() == 1);
+  std::string node_name;
+  for (const auto& n : client.list_nodes())
+    if (n.id == left.node) node_name = n.hostname;
   CHECK(slurp(paths[0]) == "ADOPT\n");
+  CHECK_THAT(slurp(report), Catch::Contains("\"adopted\": true") && Catch::Contains("\"node\": \"" + node_name + "\""));
   std::size_t records = 0;
   for (const auto& e : fs::recursive_directory_iterator(gfs.path() / ("c_" + c.name)))
     if (e.path().parent_path().filename() == "done") ++records;
   CHECK(records == 1);
+  // The adopted attempt's staging went once filed; no other is left.
+  CHECK(fs::is_empty(gfs.path() / ".ce-run" / "staging" / "fleet"));
   CHECK(services_left(client) == 0);
   CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 30));
+}
+
+TEST_CASE("a fleet call's placement: a node it names runs it, and one no node matches fails at once",
+          "[docker][swarm]") {
+  FleetCall f("", upper_exec, "place\n");
+  f.c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + f.c.name +
+                                "\"\nplacement = [\"node.hostname == ce-swarm-w2\"]\n");
+  std::string report = (f.data.path() / "report.json").string();
+  auto r = f.run({"--report", report});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(slurp(report), Catch::Contains("\"node\": \"ce-swarm-w2\""));
+
+  f.c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + f.c.name +
+                                "\"\nplacement = [\"node.labels.ce-run-test-none == yes\"]\n");
+  auto t0 = std::chrono::steady_clock::now();
+  r = f.run();
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 125);
+  CHECK_THAT(r.err, Catch::Contains("no node of the swarm matches the call's placement (node.labels.ce-run-test-none == yes"));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60));
+  ce::docker::Client client;
+  CHECK(services_left(client) == 0);
+}
+
+TEST_CASE("a fleet registry that needs credentials: refused without them, used from the invoker's Docker config "
+          "by the push and by the workers' pulls",
+          "[docker][swarm]") {
+  std::string registry = swarm_setting("CE_SWARM_AUTH_REGISTRY");
+  // A stage of its own: not in the registry yet, nor on any worker.
+  std::string unique = std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
+  FleetCall f("next_stage && echo " + unique + " > /stage-file\n", "#!/bin/sh\ntr a-z A-Z < \"$1\" > \"$2\"\n",
+              "secret\n");
+  std::ofstream(f.host.conf) << "registry = \"" << registry << "\"\n";
+  ManagerDrained drained;  // a worker pulls the image: it needs the credentials too
+  TempDir config;
+  std::string docker_config = "DOCKER_CONFIG=" + config.str();
+  auto r = f.run({}, {docker_config});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 125);
+  CHECK_THAT(r.err, Catch::Contains("cannot publish the stage image to the fleet's registry " + registry));
+
+  // As `docker login` writes it: "auth" is base64 of USER:PASSWORD.
+  std::string pair = swarm_setting("CE_SWARM_AUTH_USER") + ":" + slurp(swarm_setting("CE_SWARM_AUTH_PASSWORD_FILE"));
+  pair.erase(pair.find_last_not_of("\n") + 1);
+  std::ostringstream encoded;
+  {
+    Poco::Base64Encoder encoder(encoded);
+    encoder << pair;
+  }
+  std::ofstream((config.path() / "config.json").string())
+      << R"({"auths": {"https://)" << registry << R"(/v1/": {"auth": ")" << encoded.str() << R"("}}})";
+  std::string report = (f.data.path() / "report.json").string();
+  r = f.run({"--report", report}, {docker_config});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  auto paths = filed(r.out, f.gfs);
+  REQUIRE(paths.size() == 1);
+  CHECK(slurp(paths[0]) == "SECRET\n");
+  std::string json = slurp(report);
+  CHECK_THAT(json, Catch::Contains("\"image\": \"" + registry + "/ce-run/stages@sha256:"));
+  CHECK_THAT(json, Catch::Contains("\"node\": \"ce-swarm-w"));
+  ce::docker::Client client;
+  CHECK(services_left(client) == 0);
 }

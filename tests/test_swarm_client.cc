@@ -5,7 +5,11 @@
 // and a job removed, running or ended, with nothing left on its node.
 #include <catch2/catch.hpp>
 
+#include <Poco/Base64Decoder.h>
+#include <Poco/Base64Encoder.h>
 #include <algorithm>
+#include <iterator>
+#include <sstream>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -23,20 +27,7 @@ using namespace ce::docker;
 
 namespace {
 
-// KEY=value of `scripts/start-swarm env`.
-std::string swarm_setting(const std::string& key) {
-  std::string command = std::string(CE_SOURCE_DIR) + "/scripts/start-swarm env";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
-  ::pclose(pipe);
-  auto at = out.find(key + "=");
-  REQUIRE(at != std::string::npos);
-  auto start = at + key.size() + 1;
-  return out.substr(start, out.find('\n', start) - start);
-}
+using ce::test::swarm_setting;
 
 // Polls `done` every 100 ms for up to `seconds`; whether it came true.
 bool within(double seconds, const std::function<bool()>& done) {
@@ -240,4 +231,41 @@ TEST_CASE("ce-run fleet status shows the nodes, ce-run's calls on each and those
   auto worker = ce::test::run_ce_env({"DOCKER_HOST=" + swarm_setting("CE_SWARM_WORKER_w1")}, {"fleet", "status"});
   CHECK(worker.exit_code == 125);
   CHECK_THAT(worker.err, Catch::Contains("is a Swarm worker: only a manager knows the fleet"));
+}
+
+TEST_CASE("registry credentials from a Docker client's config.json, as X-Registry-Auth", "[swarm-json]") {
+  using ce::runner::registry_auth_from_config;
+  auto decoded = [](const std::string& value) {
+    std::istringstream in(value);
+    Poco::Base64Decoder decoder(in, Poco::BASE64_URL_ENCODING);
+    return std::string(std::istreambuf_iterator<char>(decoder), {});
+  };
+  const std::string reg = "10.0.0.1:5000";
+  // base64("alice:pa:ss"): the password may hold ':'.
+  std::string login = R"({"auths": {"https://10.0.0.1:5000/v1/": {"auth": "YWxpY2U6cGE6c3M="}}})";
+  CHECK(decoded(registry_auth_from_config(login, reg, "c.json")) ==
+        R"({"username":"alice","password":"pa:ss","serveraddress":"10.0.0.1:5000"})");
+  CHECK(decoded(registry_auth_from_config(R"({"auths": {"10.0.0.1:5000": {"username": "bob", "password": "x"}}})", reg,
+                                          "c.json")) == R"({"username":"bob","password":"x","serveraddress":"10.0.0.1:5000"})");
+  CHECK(decoded(registry_auth_from_config(R"({"auths": {"10.0.0.1:5000": {"identitytoken": "tok"}}})", reg, "c.json")) ==
+        R"({"identitytoken":"tok","serveraddress":"10.0.0.1:5000"})");
+  // URL-safe: no '+' or '/' in a header value.
+  std::string odd = registry_auth_from_config(R"({"auths": {"10.0.0.1:5000": {"username": "??>>", "password": "~~~"}}})",
+                                              reg, "c.json");
+  CHECK(odd.find_first_of("+/\n") == std::string::npos);
+  // Another registry's, none, a helper's: anonymous.
+  CHECK(registry_auth_from_config(login, "10.0.0.1:5001", "c.json").empty());
+  CHECK(registry_auth_from_config(R"({"auths": {"10.0.0.1:50000": {"auth": "YWxpY2U6eA=="}}})", reg, "c.json").empty());
+  CHECK(registry_auth_from_config(R"({"credsStore": "desktop"})", reg, "c.json").empty());
+  CHECK(registry_auth_from_config(R"({"auths": {"10.0.0.1:5000": {}}})", reg, "c.json").empty());
+  // Not such a file: said, with the file's name.
+  CHECK_THROWS_WITH(registry_auth_from_config("{\"auths\": ", reg, "/home/u/.docker/config.json"),
+                    Catch::StartsWith("/home/u/.docker/config.json: not JSON"));
+  CHECK_THROWS_WITH(registry_auth_from_config("[]", reg, "c.json"), Catch::StartsWith("c.json: not a JSON object"));
+  CHECK_THROWS_WITH(registry_auth_from_config(R"({"auths": {"10.0.0.1:5000": {"auth": "bm9jb2xvbg=="}}})", reg, "c.json"),
+                    Catch::Contains("is not base64 of USER:PASSWORD"));
+  CHECK_THROWS_WITH(registry_auth_from_config(R"({"auths": {"10.0.0.1:5000": {"auth": 7}}})", reg, "c.json"),
+                    Catch::Contains(".auth is not a string"));
+  CHECK_THROWS_WITH(registry_auth_from_config(R"({"auths": {"10.0.0.1:5000": "x"}})", reg, "c.json"),
+                    Catch::Contains("is not an object"));
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <unistd.h>
 
@@ -101,6 +102,21 @@ int EngineFixture::exec(const std::string& container, std::vector<std::string> c
       out->append(bytes);
     }
   });
+}
+
+// KEY=value of `scripts/start-swarm env`.
+std::string swarm_setting(const std::string& key) {
+  std::string command = std::string(CE_SOURCE_DIR) + "/scripts/start-swarm env";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe);
+  std::string out;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
+  ::pclose(pipe);
+  auto at = out.find(key + "=");
+  REQUIRE(at != std::string::npos);
+  auto start = at + key.size() + 1;
+  return out.substr(start, out.find('\n', start) - start);
 }
 
 }  // namespace ce::test

@@ -54,4 +54,7 @@ class EngineFixture {
   docker::Labels labels_;
 };
 
+// KEY's value in `scripts/start-swarm env` (CE_SWARM_REGISTRY, ...).
+std::string swarm_setting(const std::string& key);
+
 }  // namespace ce::test
