@@ -940,6 +940,19 @@ void make_once(int parent, const std::string& dir, const std::string& name, cons
   }
 }
 
+// The bytes of a job's output file `name` in its staging directory from
+// `offset` on, to `to`; the offset after them. The command's user owns the
+// directory: anything but a regular file there is no output.
+off_t read_job_output(int staging, const char* name, off_t offset, const std::function<void(std::string_view)>& to) {
+  stages::Fd fd(::openat(staging, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return offset;
+  char buffer[65536];
+  for (ssize_t n; (n = ::pread(fd.get(), buffer, sizeof buffer, offset)) > 0; offset += n)
+    to(std::string_view(buffer, static_cast<std::size_t>(n)));
+  return offset;
+}
+
 }  // namespace
 
 // The command as a job of the fleet (docs/fleet.md): the stage image in the
@@ -979,8 +992,8 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
 
   // What every node needs besides the image, in the GFS: COMPDIR's tree and
   // the supervisor, each made once and named by its content.
-  std::string own_shown = gfs + "/.ce-run";
-  stages::Fd own = store->dir(".ce-run", stages::Create::yes);
+  std::string own_shown = gfs + "/" + own_dir;
+  stages::Fd own = store->dir(own_dir, stages::Create::yes);
   ::fchmod(own.get(), 0700);
   const std::string& tree = prep->identity.tree;
   make_once(own.get(), "trees", tree, own_shown + "/trees", [&](int at, const std::string& temp) {
@@ -1052,29 +1065,24 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
   // Each attempt's staging directory (a killed submitter's too, adopted),
   // by attempt number.
   std::map<int, StagedCall> attempts;
-  const std::string staging_root = own_shown + "/staging";
+  const std::string staging_root = fleet_staging_root(gfs);
   auto shown_to_fleet = [&](int attempt) {
     const StagedCall& s = attempts.at(attempt);
     return FleetStaging{s.fd(), s.name(), s.host_path(), staged_in_container};
   };
   job.staging = [&](int attempt) {
-    attempts.insert_or_assign(attempt, StagedCall(staging_root, "fleet", call->staging_name(), user));
+    attempts.insert_or_assign(attempt, StagedCall(staging_root, fleet_staging_key, call->staging_name(), user));
     return shown_to_fleet(attempt);
   };
   job.adopt = [&](const std::string& name, int attempt) -> std::optional<FleetStaging> {
     if (!call->is_staging_name(name)) return std::nullopt;
-    auto adopted = StagedCall::adopt(staging_root, "fleet", name);
+    auto adopted = StagedCall::adopt(staging_root, fleet_staging_key, name);
     if (!adopted) return std::nullopt;
     attempts.insert_or_assign(attempt, std::move(*adopted));
     return shown_to_fleet(attempt);
   };
   auto start_time = stages::utc_now();
   auto started_at = std::chrono::steady_clock::now();
-  FleetRun ran = run_on_fleet(client, fleet, job, cancel, [&](const std::string& text) { events.note(Level::info, text); });
-  end_phase(phase::command);
-  result.facts.node = ran.node;
-  result.facts.attempts = ran.attempt;
-  result.facts.adopted = ran.adopted;
   // Every attempt's staging goes but the one that ended the call.
   auto drop_others = [&](int keep) {
     for (auto& [attempt, staged] : attempts) {
@@ -1086,6 +1094,33 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
       }
     }
   };
+  // The job's output passed on while it runs (to a terminal, a service's
+  // log): the new bytes of the attempt's files at each look at its task.
+  struct Shown {
+    int attempt = 0;
+    off_t out = 0, err = 0;
+  } shown;
+  auto pass_on = [&](int attempt) {
+    auto it = attempts.find(attempt);
+    if (it == attempts.end()) return;
+    if (shown.attempt != attempt) shown = {attempt, 0, 0};
+    shown.out = read_job_output(it->second.fd(), docker::job::stdout_file, shown.out,
+                                [&](std::string_view b) { sink(docker::StreamKind::stdout_stream, b); });
+    shown.err = read_job_output(it->second.fd(), docker::job::stderr_file, shown.err,
+                                [&](std::string_view b) { sink(docker::StreamKind::stderr_stream, b); });
+  };
+  job.progress = pass_on;
+  FleetRun ran;
+  try {
+    ran = run_on_fleet(client, fleet, job, cancel, [&](const std::string& text) { events.note(Level::info, text); });
+  } catch (...) {
+    drop_others(0);  // (an error of the engine's: the job was removed, its staging goes)
+    throw;
+  }
+  end_phase(phase::command);
+  result.facts.node = ran.node;
+  result.facts.attempts = ran.attempt;
+  result.facts.adopted = ran.adopted;
   drop_others(ran.end == FleetRun::End::ran || ran.end == FleetRun::End::setup_failed ? ran.attempt : 0);
   outputs(OutputStatus::missing);
   switch (ran.end) {
@@ -1110,21 +1145,13 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
       break;
   }
   StagedCall& staged = attempts.at(ran.attempt);
-  // The job's output, as a local call's: to the caller and into the log.
+  // The rest of the job's output to the caller; all of it into the log, as
+  // a local call's.
+  pass_on(ran.attempt);
   CallLog log(*call);
-  std::string tail;
-  for (auto [name, kind, stream] : {std::tuple{docker::job::stdout_file, docker::StreamKind::stdout_stream, LogStream::out},
-                                    std::tuple{docker::job::stderr_file, docker::StreamKind::stderr_stream, LogStream::err}}) {
-    stages::Fd fd(::openat(staged.fd(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) continue;
-    char buffer[65536];
-    for (ssize_t n; (n = ::read(fd.get(), buffer, sizeof buffer)) > 0;) {
-      std::string_view bytes(buffer, static_cast<std::size_t>(n));
-      log.append(stream, bytes);
-      sink(kind, bytes);
-      if (kind == docker::StreamKind::stderr_stream) tail = (tail + std::string(bytes)).substr(tail.size() + bytes.size() > 2000 ? tail.size() + bytes.size() - 2000 : 0);
-    }
-  }
+  for (auto [stream, name] : {std::pair{LogStream::out, docker::job::stdout_file},
+                              std::pair{LogStream::err, docker::job::stderr_file}})
+    read_job_output(staged.fd(), name, 0, [&, stream = stream](std::string_view bytes) { log.append(stream, bytes); });
   log.keep();
   result.stdout_log = call->log_path(LogStream::out);
   result.stderr_log = call->log_path(LogStream::err);

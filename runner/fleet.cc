@@ -220,7 +220,7 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
   // Watches the job of one attempt to its end. The run's end when it has
   // one; else why the attempt was lost (its job removed).
   std::vector<std::string> avoid;  // nodes an attempt was lost on
-  auto watch = [&](const std::string& job, const FleetStaging& staging) -> std::optional<std::string> {
+  auto watch = [&](const std::string& job, const FleetStaging& staging, int attempt) -> std::optional<std::string> {
     bool ended = false;
     auto end_job = [&] {
       if (ended) return;
@@ -245,6 +245,7 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
         run.end = FleetRun::End::cancelled;
         return std::nullopt;
       }
+      if (call.progress) call.progress(attempt);
       auto tasks = client.list_tasks(job);
       if (tasks.empty()) continue;
       const auto& t = *std::max_element(tasks.begin(), tasks.end(),
@@ -334,7 +335,7 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
     note("adopting the job " + left.id.substr(0, 12) + " that " + by + " left for this call (it is gone)");
     run.attempt = attempt;
     run.adopted = true;
-    auto lost = watch(left.id, *staging);
+    auto lost = watch(left.id, *staging, attempt);
     if (!lost) return run;
     run.adopted = false;
     lost_attempt(attempt, *lost);
@@ -382,7 +383,7 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
     spec.init = true;
     std::string job = client.create_job(spec, fleet.registry_auth);
     note("submitted as job " + job.substr(0, 12) + (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : ""));
-    auto lost = watch(job, staging);
+    auto lost = watch(job, staging, attempt);
     if (!lost) return run;
     lost_attempt(attempt, *lost);
   }

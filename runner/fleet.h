@@ -27,6 +27,13 @@ inline constexpr const char* attempt = "ce-run.attempt";      // 1, 2, ...: a ca
 inline constexpr const char* staging = "ce-run.staging";      // the attempt's staging directory (its name)
 }  // namespace fleet_label
 
+// The fleet's own files in a GFS, root's alone (0700): COMPDIR trees, the
+// supervisor, and each attempt's staging directory, in
+// GFSDIR/.ce-run/staging/fleet (a gfs.h staging root and container key).
+inline constexpr const char* own_dir = ".ce-run";
+inline constexpr const char* fleet_staging_key = "fleet";
+inline std::string fleet_staging_root(const std::string& gfs) { return gfs + "/" + own_dir + "/staging"; }
+
 struct FleetJob {
   std::string service_id, call, computation, submitter, attempt;
   std::string state;    // the task's: pending, running, complete, failed, rejected, ...
@@ -108,6 +115,9 @@ struct FleetCall {
   // The staging directory `name` of attempt N that a submitter now gone
   // made, taken over; nothing when it cannot be (missing, not this call's).
   std::function<std::optional<FleetStaging>(const std::string& name, int attempt)> adopt;
+  // Called at each look at the running job of attempt N: its output so far
+  // may be passed on.
+  std::function<void(int attempt)> progress;
 };
 
 struct FleetRun {

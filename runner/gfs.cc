@@ -837,7 +837,7 @@ void StagedCall::remove() {
 }
 
 std::vector<std::string> collect_staging(const std::string& root, const std::vector<std::string>& live,
-                                         bool dry_run) {
+                                         bool dry_run, const std::vector<std::string>& in_use) {
   std::vector<std::string> removed;
   if (!fs::exists(root)) return removed;
   Fd top = open_staging_root(root, Create::no);
@@ -848,7 +848,8 @@ std::vector<std::string> collect_staging(const std::string& root, const std::vec
     bool busy = false;
     for (const auto& call : stages::list_directory(container.get())) {
       Fd dir(::openat(container.get(), call.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (dir && ::flock(dir.get(), LOCK_EX | LOCK_NB) != 0) {
+      if ((dir && ::flock(dir.get(), LOCK_EX | LOCK_NB) != 0) ||
+          std::find(in_use.begin(), in_use.end(), call) != in_use.end()) {
         busy = true;  // the call runs right now
         continue;
       }

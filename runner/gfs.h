@@ -134,11 +134,11 @@ class StagedCall {
 // host path. `key` names it (hex).
 std::string container_staging_dir(const std::string& root, const std::string& key);
 
-// Removes call directories no process holds, and whole container
-// directories whose key `live` does not hold. Returns what it removed (or
-// would, with dry_run).
+// Removes call directories no process holds and `in_use` does not name,
+// and whole container directories whose key `live` does not hold. Returns
+// what it removed (or would, with dry_run).
 std::vector<std::string> collect_staging(const std::string& root, const std::vector<std::string>& live,
-                                         bool dry_run);
+                                         bool dry_run, const std::vector<std::string>& in_use = {});
 
 struct InputFile {
   std::string name;  // symbolic

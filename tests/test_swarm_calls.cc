@@ -200,6 +200,15 @@ TEST_CASE("a fleet call: the command's exit code is the call's, and a failed cal
   ce::docker::Client client;
   CHECK(services_left(client) == 0);
   CHECK(poll_until([&] { return containers_left(c.name) == 0; }, 20));
+  // Its outputs so far stay for a look, until ce-run gc.
+  fs::path staging = gfs.path() / ".ce-run" / "staging" / "fleet";
+  REQUIRE(std::distance(fs::directory_iterator(staging), fs::directory_iterator()) == 1);
+  CHECK(slurp((fs::directory_iterator(staging)->path() / "00").string()) == "partial\n");
+  auto gc = run_ce_env({host.env}, {"gc", "--gfs", gfs.str(), c.path()});
+  INFO(gc.out << gc.err);
+  CHECK(gc.exit_code == 0);
+  CHECK_THAT(gc.out, Catch::Contains("removed fleet staging directory " + staging.string() + "/"));
+  CHECK(fs::is_empty(staging));
 }
 
 TEST_CASE("a fleet call that asks for more than any node has fails at once, saying so", "[docker][swarm]") {
@@ -403,6 +412,11 @@ TEST_CASE("a fleet call's submitter killed with -9: the next run adopts the job 
   ::waitpid(pid, nullptr, 0);
   // Killed: nothing removed its job, which runs on.
   REQUIRE(client.list_services({{ce::runner::fleet_label::computation, c.name}}).size() == 1);
+  // ce-run gc leaves its staging directory alone: a job fills it.
+  auto gc = run_ce_env({host.env}, {"gc", "--gfs", gfs.str(), c.path()});
+  INFO(gc.out << gc.err);
+  CHECK(gc.exit_code == 0);
+  CHECK_THAT(gc.out, !Catch::Contains("fleet staging directory"));
 
   std::string report = (data.path() / "report.json").string();
   std::thread let_go([&] {
@@ -492,6 +506,27 @@ TEST_CASE("a fleet registry that needs credentials: refused without them, used f
   std::string json = slurp(report);
   CHECK_THAT(json, Catch::Contains("\"image\": \"" + registry + "/ce-run/stages@sha256:"));
   CHECK_THAT(json, Catch::Contains("\"node\": \"ce-swarm-w"));
+  ce::docker::Client client;
+  CHECK(services_left(client) == 0);
+}
+
+TEST_CASE("a fleet call's output is passed on while its job runs, and once", "[docker][swarm]") {
+  FleetCall f("", "#!/bin/sh\necho started-$((6*7)) >&2\nwhile [ ! -e \"$GFSDIR/fast\" ]; do sleep 0.2; done\n"
+                  "echo finished >&2\ntr a-z A-Z < \"$1\" > \"$2\"\n", "live\n");
+  std::string err = (f.data.path() / "err").string();
+  int pid = spawn_ce(f.args(), err, {f.host.env});
+  // Seen while the job still waits for the test.
+  CHECK(poll_until([&] { return slurp(err).find("started-42") != std::string::npos; }, 120));
+  CHECK(slurp(err).find("finished") == std::string::npos);
+  std::ofstream((f.gfs.path() / "fast").string()) << "";
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::string shown = slurp(err);
+  INFO(shown);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(shown.find("started-42") == shown.rfind("started-42"));
+  CHECK(shown.find("finished") != std::string::npos);
   ce::docker::Client client;
   CHECK(services_left(client) == 0);
 }

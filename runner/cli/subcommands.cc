@@ -154,6 +154,18 @@ void gc_staging(docker::Client& client, bool dry_run) {
     std::printf("%s staging directory %s\n", dry_run ? "would remove" : "removed", path.c_str());
 }
 
+// The fleet's staging directories in the GFS (docs/fleet.md) that no
+// submitter holds and no job of the swarm still fills (a killed
+// submitter's, which its call's next run adopts).
+void gc_fleet_staging(docker::Client& client, const Gfs& gfs, bool dry_run) {
+  std::vector<std::string> in_use;
+  if (client.swarm_state().control_available)
+    for (const auto& job : client.list_services({{fleet_label::job, ""}}))
+      if (auto it = job.labels.find(fleet_label::staging); it != job.labels.end()) in_use.push_back(it->second);
+  for (const auto& path : collect_staging(fleet_staging_root(gfs.path()), {fleet_staging_key}, dry_run, in_use))
+    std::printf("%s fleet staging directory %s\n", dry_run ? "would remove" : "removed", path.c_str());
+}
+
 // Results of computation IDs no branch of the repository has, and only
 // those this computation's directory computed on this host (the record
 // says): another repository may use the same name.
@@ -186,6 +198,7 @@ int run_gc(const Command& command) {
   docker::Client client;
   client.check_engine();
   gc_staging(client, command.dry_run);
+  gc_fleet_staging(client, gfs, command.dry_run);
   stages::reap_build_containers(client);
   auto k = kept(client, t);
   std::size_t keep = command.gc_keep;
