@@ -3,7 +3,8 @@
 # one invocation: each row alternates ce-run and the alternative round by
 # round and quotes medians. Prints one markdown table; it measures, it never
 # passes or fails on a figure. docs/performance.md says what each row does.
-#   tests/bench/bench.sh [ROUNDS] [ROWS...]     (rows: 1 2 3 4 5 6 7 8 9; default all)
+#   tests/bench/bench.sh [ROUNDS] [ROWS...]     (rows: 1 to 9, and 10 11 on the
+#   3-node Swarm of scripts/start-swarm; default all)
 # Needs build/ce-run, a running engine, the base images, jq and GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,7 +12,7 @@ root=$PWD
 rounds=${1:-15}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(1 2 3 4 5 6 7 8 9)
+[ ${#rows[@]} -gt 0 ] || rows=(1 2 3 4 5 6 7 8 9 10 11)
 
 ce=$root/build/ce-run
 docker=/usr/bin/docker  # Debian's client: BuildKit without the buildx plugin
@@ -453,6 +454,93 @@ row9() {
   done
   row 9 "a chain of 20 trivial calls: ce-run TASKDIR" "$(median "$work/9.ce")" \
     "20 ce-run COMPDIR in a row, each on the last one's output" "$(median "$work/9.alt")" 0.5
+}
+
+# The fleet rows: scripts/start-swarm's 3-node Swarm on this machine (started
+# here when it is not up), ce-run's calls as Swarm jobs.
+fleet_up() {
+  [ -z "${fleet_conf:-}" ] || return 0
+  scripts/start-swarm >/dev/null
+  fleet_conf=$work/host.conf
+  echo "registry = \"$(scripts/start-swarm env | sed -n 's/^CE_SWARM_REGISTRY=//p')\"" >"$fleet_conf"
+  export CE_RUN_HOST_CONF=$fleet_conf
+}
+
+row10() {
+  # One fleet call (its stage published already) against the same image and
+  # a command through the CLI's replicated job, which waits for its end.
+  fleet_up
+  local c=$work/fleet10 n name image
+  mkdir -p "$c"
+  printf 'image = "busybox:latest"\nname = "bench-fleet-%s"\n' "$$" >"$c/docker.conf"
+  printf 'text\n' >"$c/inputs"
+  printf 'copy\n' >"$c/outputs"
+  printf '%s' "$copy_exec" >"$c/exec"
+  chmod +x "$c/exec"
+  : >"$c/docker-setup.sh"
+  git -C "$c" init -q -b main .
+  commit_all "$c"
+  names+=("bench-fleet-$$")
+  "$ce" -q --swarm --report "$work/report.json" --gfs "$gfs" "$c" "$(new_input)" >/dev/null
+  image=$(jq -r .fleet.image "$work/report.json")
+  : >"$work/10.ce"
+  : >"$work/10.alt"
+  for n in $(seq "$rounds"); do
+    ce_timed "$work/10.ce" "" --swarm --gfs "$gfs" "$c" "$(new_input)"
+    name=bench-cli-$$-$n
+    timed "$work/10.alt" sh -c "'$docker' service create -q --mode replicated-job --restart-condition none \
+      --name $name --mount type=bind,src='$gfs',dst='$gfs',readonly '$image' sh -c 'cat /etc/hostname' &&
+      '$docker' service rm $name"
+  done
+  row 10 "one fleet call on the 3-node Swarm (submit, watch, file)" "$(median "$work/10.ce")" \
+    "docker service create --mode replicated-job (waits for its end) + service rm" "$(median "$work/10.alt")" 1.0
+}
+
+row11() {
+  # Row 8's task (40 calls of 1 s and one collecting them, -j 8) on the
+  # 3-node Swarm against the same on this engine alone.
+  fleet_up
+  local t=$work/task11 k y r11=$(((rounds + 2) / 3))
+  mkdir -p "$t" "$gfs/lit11"
+  comp_dir "$t" fsleep1 "seed param" value '#!/bin/sh
+sleep 1
+cat "$1" "$2" > "$3"
+'
+  comp_dir "$t" fcollect "$(seq -s ' ' -f 'i%g' 1 40)" value "$cat_exec"
+  sed -i "s/^image = .*/image = \"busybox:latest\"/" "$t"/computations/*/docker.conf
+  echo seed >"$t/inputs"
+  node "$t" workflow computation fcollect
+  for k in $(seq 0 39); do
+    y=workflow/inputs/$(printf '%02d' "$k")-s$k
+    node "$t" "$y" computation fsleep1
+    node "$t" "$y/inputs/00-seed" input seed
+    node "$t" "$y/inputs/01-p" literal "lit11/p$k"
+    echo "param $k" >"$gfs/lit11/p$k"
+  done
+  task_repo "$t"
+  # The stages published and the containers made, once, outside the figures.
+  "$ce" -q --swarm --report "$work/report.json" --gfs "$gfs" "$t" "$(new_input)" >/dev/null
+  "$ce" -q --gfs "$gfs" "$t/computations/fsleep1" -- true
+  "$ce" -q --gfs "$gfs" "$t/computations/fcollect" -- true
+  local image
+  image=$(jq -r '.calls[0].fleet.image' "$work/report.json")
+  : >"$work/11.ce"
+  : >"$work/11.alt"
+  : >"$work/11.cli"
+  for n in $(seq "$r11"); do
+    ce_timed "$work/11.ce" "" --swarm -j 8 --gfs "$gfs" "$t" "$(new_input)"
+    jq -e '.counts.computed == 41' "$work/report.json" >/dev/null || { echo "bench: row 11 computed too little" >&2; exit 1; }
+    ce_timed "$work/11.alt" "" -j 8 --gfs "$gfs" "$t" "$(new_input)"
+    # Swarm's own cost: 40 one-off containers of 1 s, 8 at a time, then one.
+    timed "$work/11.cli" sh -c "for batch in 40 1; do seq \$batch | xargs -P 8 -I K sh -c \"'$docker' service create -q \
+      --mode replicated-job --restart-condition none --name bench-cli11-$$-$n-\$batch-K '$image' sleep 1 >/dev/null &&
+      '$docker' service rm bench-cli11-$$-$n-\$batch-K >/dev/null\" || exit 1; done"
+  done
+  row 11 "40 calls of 1 s (and one collecting them), -j 8, on the 3-node Swarm: wall" "$(median "$work/11.ce")" \
+    "the same task, -j 8, on this engine alone" "$(median "$work/11.alt")" "— (figures)" "—"
+  row 11b "the same on the Swarm (as 11)" "$(median "$work/11.ce")" \
+    "docker service create --mode replicated-job: 40 of sleep 1, 8 at a time, then one" "$(median "$work/11.cli")" \
+    "— (figures)" "—"
 }
 
 echo "| # | case | ce-run median (s) | alternative | alternative median (s) | ratio | target | met |"
