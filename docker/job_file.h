@@ -14,6 +14,10 @@
 //   'U' user      the command's user: UID:GID, or a name of /etc/passwd
 //   'W' dir       the command's working directory
 //   'A' arg       the command's argv, one record each
+//   'N' "none"    no network: the steps and the command run in a network
+//                 namespace of their own with only loopback (the job's
+//                 container has CAP_SYS_ADMIN and CAP_NET_ADMIN for that,
+//                 which the supervisor drops before anything runs)
 // The end, written last and atomically (rename): "everytime K CODE" when
 // step K (from 1) exited with CODE, else "command CODE", CODE as a shell
 // gives it (128+N for signal N, 126/127 for a command that cannot run).
@@ -44,6 +48,7 @@ struct Description {
   std::vector<Step> steps;
   std::string user, workdir;
   std::vector<std::string> argv;
+  bool no_network = false;
 };
 
 inline void put(std::string& to, char kind, const std::string& bytes) {
@@ -63,6 +68,7 @@ inline std::string encode(const Description& d) {
   put(out, 'U', d.user);
   put(out, 'W', d.workdir);
   for (const auto& a : d.argv) put(out, 'A', a);
+  if (d.no_network) put(out, 'N', "none");
   return out;
 }
 
@@ -85,6 +91,10 @@ inline std::optional<Description> decode(const std::string& in) {
       case 'U': d.user = bytes; break;
       case 'W': d.workdir = bytes; break;
       case 'A': d.argv.push_back(bytes); break;
+      case 'N':
+        if (bytes != "none") return std::nullopt;
+        d.no_network = true;
+        break;
       default: return std::nullopt;
     }
   }

@@ -370,8 +370,24 @@ std::string job_create_body(const JobSpec& spec) {
   if (!spec.env.empty()) container->set("Env", string_array(spec.env));
   if (!spec.user.empty()) container->set("User", spec.user);
   if (!spec.working_dir.empty()) container->set("Dir", spec.working_dir);
-  container->set("Mounts", mounts_array(spec.binds));
+  Array::Ptr mounts = mounts_array(spec.binds);
+  for (const auto& path : spec.masked) {
+    Object::Ptr mask = new Object;
+    mask->set("Type", "tmpfs");
+    mask->set("Target", path);
+    mask->set("ReadOnly", true);
+    Object::Ptr options = new Object;
+    options->set("SizeBytes", 4096);
+    mask->set("TmpfsOptions", options);
+    mounts->add(mask);
+  }
+  container->set("Mounts", mounts);
   container->set("Init", spec.init);
+  if (!spec.capabilities_add.empty()) {
+    Poco::JSON::Array::Ptr caps = new Poco::JSON::Array;
+    for (const auto& c : spec.capabilities_add) caps->add(c);
+    container->set("CapabilityAdd", caps);
+  }
 
   Object::Ptr limits = new Object, reservations = new Object, resources = new Object;
   if (spec.nano_cpus > 0) limits->set("NanoCPUs", spec.nano_cpus);

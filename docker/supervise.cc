@@ -66,7 +66,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -471,6 +476,35 @@ int job_run(const std::vector<std::string>& argv, int out, int err, const std::s
   return status_code(status);
 }
 
+// A network namespace of this process's own with loopback up (docker.conf
+// network = "none" on a fleet, where Swarm has no such network), then
+// CAP_SYS_ADMIN and CAP_NET_ADMIN, which the job's container was given for
+// this alone, dropped for good: from the bounding set, so that no step or
+// command ever has them, and from this process. "" or what failed.
+std::string isolate_network() {
+  if (::unshare(CLONE_NEWNET) != 0) return std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq lo {};
+  std::strncpy(lo.ifr_name, "lo", IFNAMSIZ - 1);
+  bool up = s >= 0 && ::ioctl(s, SIOCGIFFLAGS, &lo) == 0 && (lo.ifr_flags |= IFF_UP, ::ioctl(s, SIOCSIFFLAGS, &lo) == 0);
+  int e = errno;
+  if (s >= 0) ::close(s);
+  if (!up) return std::string("loopback up: ") + std::strerror(e);
+  for (int cap : {CAP_SYS_ADMIN, CAP_NET_ADMIN})
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) return std::string("PR_CAPBSET_DROP: ") + std::strerror(errno);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (::syscall(SYS_capget, &header, data) != 0) return std::string("capget: ") + std::strerror(errno);
+  for (int cap : {CAP_SYS_ADMIN, CAP_NET_ADMIN}) {
+    auto bit = static_cast<std::uint32_t>(1u << (cap % 32));
+    data[cap / 32].effective &= ~bit;
+    data[cap / 32].permitted &= ~bit;
+    data[cap / 32].inheritable &= ~bit;
+  }
+  if (::syscall(SYS_capset, &header, data) != 0) return std::string("capset: ") + std::strerror(errno);
+  return "";
+}
+
 int job(const char* dir_path) {
   namespace job = ce::docker::job;
   int dir = ::open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -500,6 +534,17 @@ int job(const char* dir_path) {
   if (out < 0 || err < 0) {
     std::fprintf(stderr, "ce-run-supervise: cannot write in %s: %s\n", dir_path, std::strerror(errno));
     return 125;
+  }
+  if (d->no_network) {
+    std::string failed = isolate_network();
+    if (!failed.empty()) {
+      // No .end: the fleet, not the computation, failed this job.
+      std::string what = "ce-run-supervise: cannot run without a network (docker.conf network = \"none\"): " +
+                         failed + "\n";
+      write_all(err, what);
+      std::fputs(what.c_str(), stderr);
+      return 125;
+    }
   }
   struct sigaction forward {};
   forward.sa_handler = job_forward;

@@ -195,6 +195,8 @@ struct JobSpec {
   std::int64_t nano_cpus = 0, memory_bytes = 0, pids_limit = 0;  // limits; 0: none
   std::int64_t reserve_nano_cpus = 0, reserve_memory_bytes = 0;   // placed only where these fit
   std::vector<std::string> constraints;  // "node.id!=...", "node.labels.x==y"
+  std::vector<std::string> capabilities_add;  // "CAP_SYS_ADMIN", ... beside the engine's defaults
+  std::vector<std::string> masked;  // container paths hidden under an empty read-only tmpfs
   bool init = false;
 };
 

@@ -1043,6 +1043,8 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
   job.binds = {{gfs, gfs, docker::Access::read_only},
                {own_shown + "/trees/" + tree, dir, docker::Access::read_only},
                {own_shown + "/bin/" + supervisor_name, supervisor_in_container, docker::Access::read_only}};
+  // Other calls' trees and staging: not for this job's root steps to read.
+  job.masked = {own_shown};
   // Each attempt's staging directory is seen at one path in its container.
   const std::string staged_in_container = std::string(staging_in_container) + "/call";
   // The steps' shell as the stage images recorded it; else the job looks.
@@ -1056,6 +1058,7 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
     if (step.kind == stages::StepKind::everytime)
       job.job.steps.push_back({std::to_string(step.stage_number), stages::step_program(prep->c.script, step)});
   job.job.user = user;
+  job.job.no_network = conf.network == "none";
   job.job.workdir = conf.workdir.empty() ? dir : conf.workdir;
   job.job.argv = result.argv;
   for (const auto& f : call->inputs()) job.job.argv.push_back(f.stored);

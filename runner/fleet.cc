@@ -374,12 +374,16 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
     spec.user = "0:0";  // the everytime steps; the command becomes its user
     spec.binds = call.binds;
     spec.binds.push_back({staging.host_path, staging.container_path, docker::Access::read_write});
+    spec.masked = call.masked;
     if (call.network != "none" && call.network != "bridge") spec.network = call.network;
     spec.nano_cpus = spec.reserve_nano_cpus = call.nano_cpus;
     spec.memory_bytes = spec.reserve_memory_bytes = call.memory_bytes;
     spec.pids_limit = call.pids;
     spec.constraints = call.constraints;
     for (const auto& id : avoid) spec.constraints.push_back("node.id!=" + id);
+    // Swarm has no "none" network (moby/moby#44403): the supervisor makes
+    // one, with capabilities it drops before any step or command runs.
+    if (call.job.no_network) spec.capabilities_add = {"CAP_SYS_ADMIN", "CAP_NET_ADMIN"};
     spec.init = true;
     std::string job = client.create_job(spec, fleet.registry_auth);
     note("submitted as job " + job.substr(0, 12) + (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : ""));

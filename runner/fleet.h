@@ -105,6 +105,7 @@ struct FleetCall {
   docker::job::Description job;  // everytime steps as root, then the command
   std::vector<std::string> env;
   std::vector<docker::Bind> binds;  // the GFS, COMPDIR's tree, the supervisor
+  std::vector<std::string> masked;  // paths under them the job must not see (GFSDIR/.ce-run)
   std::string supervisor;           // its path in the container
   std::string network;              // docker.conf's; "none": none asked for
   std::int64_t nano_cpus = 0, memory_bytes = 0, pids = 0;  // limits, reserved too

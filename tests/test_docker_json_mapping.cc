@@ -200,6 +200,8 @@ TEST_CASE("a job spec maps onto a service of one replica that Swarm never restar
   spec.reserve_nano_cpus = 1000000000;
   spec.reserve_memory_bytes = 1 << 30;
   spec.constraints = {"node.id!=n1"};
+  spec.capabilities_add = {"CAP_SYS_ADMIN"};
+  spec.masked = {"/gfs/.ce-run"};
   spec.init = true;
   auto body = parse(json::job_create_body(spec));
   CHECK(body->getValue<std::string>("Name") == "ce-run-call-1");
@@ -212,10 +214,15 @@ TEST_CASE("a job spec maps onto a service of one replica that Swarm never restar
   CHECK(c->getValue<std::string>("User") == "0:0");
   CHECK(c->getValue<std::string>("Dir") == "/w");
   CHECK(c->getValue<bool>("Init"));
+  CHECK(c->getArray("CapabilityAdd")->getElement<std::string>(0) == "CAP_SYS_ADMIN");
   CHECK(c->getObject("Labels")->getValue<std::string>("ce-run.call") == "1");
   auto mount = c->getArray("Mounts")->getObject(0);
   CHECK(mount->getValue<std::string>("Type") == "bind");
   CHECK(mount->getValue<bool>("ReadOnly"));
+  auto mask = c->getArray("Mounts")->getObject(1);
+  CHECK(mask->getValue<std::string>("Type") == "tmpfs");
+  CHECK(mask->getValue<std::string>("Target") == "/gfs/.ce-run");
+  CHECK(mask->getValue<bool>("ReadOnly"));
   auto limits = task->getObject("Resources")->getObject("Limits");
   CHECK(limits->getValue<std::int64_t>("NanoCPUs") == 2000000000);
   CHECK(limits->getValue<std::int64_t>("MemoryBytes") == 1 << 30);

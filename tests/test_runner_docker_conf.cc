@@ -274,7 +274,7 @@ TEST_CASE("each key's place is kept for the checks made after parsing", "[docker
   CHECK(conf.positions == std::map<std::string, std::pair<int, int>>{{"image", {2, 1}}, {"memory", {3, 3}}, {"env", {4, 2}}});
 }
 
-TEST_CASE("placement: Swarm constraints on node labels, host name, role and platform; nothing else",
+TEST_CASE("placement: Swarm constraints on node labels, host name, role and platform, and nothing else",
           "[docker_conf][conf]") {
   auto conf = parse_docker_conf("image = \"x\"\nplacement = [\"node.labels.gpu == true\", \"node.role!=manager\", "
                                 "\"node.hostname == ce-swarm-w2\", \"node.platform.arch == x86_64\"]\n",

@@ -530,3 +530,54 @@ TEST_CASE("a fleet call's output is passed on while its job runs, and once", "[d
   ce::docker::Client client;
   CHECK(services_left(client) == 0);
 }
+
+// The capability sets of the job's command, from /proc/self/status.
+std::map<std::string, unsigned long long> capability_sets(const std::string& status) {
+  std::map<std::string, unsigned long long> sets;
+  std::istringstream in(status);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Cap", 0) == 0 && line.find(':') != std::string::npos)
+      sets[line.substr(0, line.find(':'))] = std::stoull(line.substr(line.find(':') + 1), nullptr, 16);
+  return sets;
+}
+
+TEST_CASE("a fleet call with network none has only loopback, no capability it was made with, and no view of the "
+          "fleet's own files",
+          "[docker][swarm]") {
+  // On the manager: its engine has a bridge network, which a Swarm job gets
+  // when it asks for no network (a worker of the test fleet has none).
+  FleetCall f("", "#!/bin/sh\n{ tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort; grep '^Cap' /proc/self/status; "
+                  "ping -c 1 -W 1 127.0.0.1 >/dev/null && echo loopback-up; echo own-$(ls -A \"$GFSDIR/.ce-run\" | wc -l); "
+                  "} > \"$2\"\n",
+              "net\n");
+  f.c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + f.c.name +
+                                "\"\nplacement = [\"node.role == manager\"]\n");
+  auto r = f.run();
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto paths = filed(r.out, f.gfs);
+  REQUIRE(paths.size() == 1);
+  std::string seen = slurp(paths[0]);
+  INFO(seen);
+  CHECK(seen.rfind("lo\nCap", 0) == 0);
+  CHECK_THAT(seen, Catch::Contains("loopback-up"));
+  // The fleet's own files in the GFS (other calls' trees and staging) are
+  // hidden from the job, whose steps run as root.
+  CHECK_THAT(seen, Catch::Contains("own-0\n"));
+  CHECK(fs::exists(f.gfs.path() / ".ce-run" / "trees"));
+  constexpr unsigned long long sys_admin = 1ull << 21, net_admin = 1ull << 12;
+  for (const auto& [set, bits] : capability_sets(seen)) {
+    INFO(set);
+    CHECK((bits & (sys_admin | net_admin)) == 0);
+  }
+
+  // Asked for: the node's network.
+  f.c.commit("docker.conf", "image = \"busybox:latest\"\nname = \"" + f.c.name +
+                                "\"\nnetwork = \"bridge\"\nplacement = [\"node.role == manager\"]\n");
+  r = f.run();
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  paths = filed(r.out, f.gfs);
+  REQUIRE(paths.size() == 1);
+  CHECK_THAT(slurp(paths[0]), Catch::Contains("eth0\n"));
+}
