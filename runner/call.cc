@@ -690,28 +690,49 @@ bool CallPipeline::State::run(docker::Client& client, const docker::OutputSink& 
   options.check_container = [&](const std::string& id) { check_mounts(client, id, {{dir, prep->c.comp.fd->get()}}); };
   options.cancel = &cancel;
   stages::Fd locks = private_lock_dir(host.lock_dir);
+  const bool on_fleet = request.swarm || prep->c.comp.host.swarm;
+  FleetSettings fleet;
+  if (on_fleet) {
+    const HostConf& hc = prep->c.comp.host;
+    if (hc.registry.empty())
+      throw Stop(Outcome::failed, "a fleet call needs the fleet's registry, which every node pulls stage images "
+                                  "from: registry = \"HOST:PORT\" in " + hc.origin + " (docs/fleet.md)");
+    fleet.registry = hc.registry;
+    fleet.registry_auth = registry_auth_of(request.invoker, hc.registry);
+    fleet.attempts = static_cast<int>(hc.swarm_attempts);
+  }
   stages::ApplyResult applied;
-  try {
-    applied = stages::apply_stages(client, prep->c.script, plan, options, *this);
-  } catch (const docker::Cancelled&) {
-    return cancelled();
+  // A fleet call's last stage in the fleet's registry already (another
+  // submitter built it): nothing to build here, the nodes pull it.
+  bool in_registry = false;
+  if (on_fleet && !plan.complete() && !plan.final_key.empty()) {
+    try {
+      in_registry = client.registry_digest(stage_repository(fleet) + ":" + stage_tag(plan.final_key),
+                                           fleet.registry_auth).has_value();
+    } catch (const docker::EngineError&) {
+      // (Unreachable or refusing: the stages are built, and publishing says why.)
+    }
+  }
+  if (in_registry) {
+    applied.final_key = plan.final_key;
+    for (const auto& planned : plan.steps) {
+      bool stage = planned.step->kind == stages::StepKind::stage;
+      if (stage) step_finished(*planned.step, stages::StepStatus::cached, 0);
+    }
+    events.note(Level::info, "the stages are in the fleet's registry already: none is built here");
+  } else {
+    try {
+      applied = stages::apply_stages(client, prep->c.script, plan, options, *this);
+    } catch (const docker::Cancelled&) {
+      return cancelled();
+    }
   }
   std::string final_key = applied.final_key.empty() ? base.id : applied.final_key;
   end_phase(phase::setup);
   if (cancel.cancelled()) return cancelled();
 
   for (const auto& [k, v] : conf.env) env.push_back(k + "=" + v);
-  if (request.swarm || prep->c.comp.host.swarm) {
-    const HostConf& hc = prep->c.comp.host;
-    if (hc.registry.empty())
-      throw Stop(Outcome::failed, "a fleet call needs the fleet's registry, which every node pulls stage images "
-                                  "from: registry = \"HOST:PORT\" in " + hc.origin + " (docs/fleet.md)");
-    FleetSettings fleet;
-    fleet.registry = hc.registry;
-    fleet.registry_auth = registry_auth_of(request.invoker, hc.registry);
-    fleet.attempts = static_cast<int>(hc.swarm_attempts);
-    return run_fleet(client, fleet, applied, final_key, env, sink, cancel);
-  }
+  if (on_fleet) return run_fleet(client, fleet, applied, final_key, env, sink, cancel);
   auto supervisor = supervisor_on_host(host.supervisor);
   docker::ContainerSpec spec;
   spec.image = applied.image_id;
@@ -1049,7 +1070,7 @@ bool CallPipeline::State::run_fleet(docker::Client& client, const FleetSettings&
   const std::string staged_in_container = std::string(staging_in_container) + "/call";
   // The steps' shell as the stage images recorded it; else the job looks.
   job.job.shell = "auto";
-  if (auto final_image = client.find_image(applied.image_id)) {
+  if (auto final_image = applied.image_id.empty() ? std::nullopt : client.find_image(applied.image_id)) {
     auto recorded = final_image->labels.find(stages::label::shell);
     if (recorded != final_image->labels.end()) job.job.shell = recorded->second == "bash" ? "bash" : "sh";
   }

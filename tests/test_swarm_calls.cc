@@ -11,6 +11,7 @@
 #include <csignal>
 #include <ctime>
 #include <fstream>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
@@ -21,6 +22,7 @@
 
 #include "docker/client.h"
 #include "runner/fleet.h"
+#include "stages/stage_engine.h"
 #include "support/ce_run.h"
 #include "support/computation.h"
 #include "support/engine_fixture.h"
@@ -396,6 +398,24 @@ TEST_CASE("a stage image is pushed once for the fleet, and the workers that run 
                                                             "/docker.sock"));
     CHECK(node.find_image(image).has_value());
   }
+
+  // Another submitter (here: this engine without the stage images) builds
+  // nothing: the stage is in the registry.
+  ce::docker::Client client;
+  for (const auto& stage : client.list_images({{ce::stages::label::computation, c.name}}))
+    client.remove_image(stage.id, ce::docker::Force::yes);
+  REQUIRE(client.list_images({{ce::stages::label::computation, c.name}}).empty());
+  std::string in = (data.path() / "in-again").string();
+  std::ofstream(in) << "call again\n";
+  std::string report = (data.path() / "report-again").string();
+  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("the stages are in the fleet's registry already: none is built here"));
+  CHECK_THAT(slurp(report), Catch::Contains("\"image\": \"" + image + "\"") &&
+                                Catch::Contains("\"kind\": \"stage\"") && Catch::Contains("\"status\": \"cached\""));
+  CHECK(client.list_images({{ce::stages::label::computation, c.name}}).empty());
+  CHECK(fs::last_write_time(link) == pushed);
 }
 
 TEST_CASE("a fleet call's submitter killed with -9: the next run adopts the job it left and files the call once",
@@ -580,4 +600,32 @@ TEST_CASE("a fleet call with network none has only loopback, no capability it wa
   paths = filed(r.out, f.gfs);
   REQUIRE(paths.size() == 1);
   CHECK_THAT(slurp(paths[0]), Catch::Contains("eth0\n"));
+}
+
+TEST_CASE("two submitters of one call on one GFS: one job, filed once, the other answered from the GFS",
+          "[docker][swarm]") {
+  FleetCall f("", "#!/bin/sh\nsleep 2\ntr a-z A-Z < \"$1\" > \"$2\"\n", "twice\n");
+  auto first = std::async(std::launch::async, [&] { return f.run(); });
+  auto second = std::async(std::launch::async, [&] { return f.run(); });
+  RunResult a = first.get(), b = second.get();
+  INFO(a.out << a.err << "\n---\n" << b.out << b.err);
+  CHECK(a.exit_code == 0);
+  CHECK(b.exit_code == 0);
+  auto submitted = [](const std::string& err) {
+    std::size_t n = 0;
+    for (auto at = err.find("submitted as job"); at != std::string::npos; at = err.find("submitted as job", at + 1)) ++n;
+    return n;
+  };
+  CHECK(submitted(a.err) + submitted(b.err) == 1);
+  auto paths = filed(a.out, f.gfs);
+  REQUIRE(paths.size() == 1);
+  CHECK(filed(b.out, f.gfs) == paths);
+  CHECK(slurp(paths[0]) == "TWICE\n");
+  CHECK_THAT(a.out + b.out, Catch::Contains(paths[0] + " computed") && Catch::Contains(paths[0] + " ok"));
+  std::size_t records = 0;
+  for (const auto& e : fs::recursive_directory_iterator(f.gfs.path() / ("c_" + f.c.name)))
+    if (e.path().parent_path().filename() == "done") ++records;
+  CHECK(records == 1);
+  ce::docker::Client client;
+  CHECK(services_left(client) == 0);
 }
