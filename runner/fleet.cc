@@ -239,8 +239,12 @@ FleetRun run_on_fleet(docker::Client& client, const FleetSettings& fleet, const 
     } ender{end_job};
     std::optional<std::chrono::steady_clock::time_point> started;
     auto nodes_checked = std::chrono::steady_clock::now();
+    int looks = 0;
     for (;;) {
-      if (cancel.wait_for(std::chrono::milliseconds(static_cast<long>(fleet.poll_seconds * 1000)))) {
+      // Often in the job's first second (a short job's end is seen sooner),
+      // then every poll_seconds.
+      double wait = ++looks <= 20 ? std::min(0.05, fleet.poll_seconds) : fleet.poll_seconds;
+      if (cancel.wait_for(std::chrono::milliseconds(static_cast<long>(wait * 1000)))) {
         end_job();
         run.end = FleetRun::End::cancelled;
         return std::nullopt;
