@@ -236,19 +236,22 @@ TEST_CASE("a fleet call: the timeout ends the job on its node and exits 124", "[
   CHECK(poll_until([&] { return containers_left(f.c.name) == 0; }, 30));
 }
 
-TEST_CASE("a fleet call: Ctrl-C removes the job, and nothing of it is left on any node", "[docker][swarm]") {
+TEST_CASE("a fleet call: Ctrl-C or SIGTERM removes the job, and nothing of it is left on any node", "[docker][swarm]") {
   FleetCall f("", "#!/bin/sh\nsleep 120\n", "x\n");
   ce::docker::Client client;
-  int pid = spawn_ce(f.args(), (f.data.path() / "err").string(), {f.host.env});
-  wait_running(client, f.c.name);
-  ::kill(pid, SIGINT);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  INFO(slurp((f.data.path() / "err").string()));
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 130);
-  CHECK(services_left(client) == 0);
-  CHECK(poll_until([&] { return containers_left(f.c.name) == 0; }, 30));
+  for (auto [sig, code] : {std::pair{SIGINT, 130}, std::pair{SIGTERM, 143}}) {
+    INFO("signal " << sig);
+    int pid = spawn_ce(f.args(), (f.data.path() / "err").string(), {f.host.env});
+    wait_running(client, f.c.name);
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    INFO(slurp((f.data.path() / "err").string()));
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == code);
+    CHECK(services_left(client) == 0);
+    CHECK(poll_until([&] { return containers_left(f.c.name) == 0; }, 30));
+  }
 }
 
 TEST_CASE("a fleet call whose worker's engine is killed runs again on another node and is filed once",
