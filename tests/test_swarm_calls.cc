@@ -87,6 +87,28 @@ std::vector<std::string> filed(const std::string& out, const TempDir& gfs) {
   return paths;
 }
 
+// `computation`'s fleet call on a new input file `name` (in `data`) holding
+// `text`, with its report in `report` (the input's path + ".json").
+struct ReportedRun {
+  RunResult r;
+  std::string report;
+};
+ReportedRun fleet_call_on(const FleetHost& host, const TempDir& gfs, const Computation& computation,
+                          const TempDir& data, const std::string& name, const std::string& text) {
+  std::string in = (data.path() / name).string();
+  std::ofstream(in) << text;
+  std::string report = in + ".json";
+  return {run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), "--report", report, computation.path(), in}), report};
+}
+
+// The records filed below a computation's results (its done/ files).
+std::size_t records_in(const fs::path& computation_results) {
+  std::size_t records = 0;
+  for (const auto& e : fs::recursive_directory_iterator(computation_results))
+    if (e.path().parent_path().filename() == "done") ++records;
+  return records;
+}
+
 // The task of a running job of `computation`'s: its service and node, or
 // nullopt while there is none.
 struct Running {
@@ -143,11 +165,8 @@ TEST_CASE("a fleet call is computed as a job on a node, files it as a local run 
   Computation c("next_stage && echo built > /stage-file\neverytime && echo every > /tmp/every\n", upper_exec,
                 compeval());
   TempDir gfs, local_gfs, data;
+  auto [r, report] = fleet_call_on(host, gfs, c, data, "in.txt", "hello fleet\n");
   std::string in = (data.path() / "in.txt").string();
-  std::ofstream(in) << "hello fleet\n";
-  std::string report = (data.path() / "report.json").string();
-
-  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("built\nevery\n"));  // the stage, then the everytime step in the job
@@ -287,10 +306,7 @@ TEST_CASE("a fleet call whose worker's engine is killed runs again on another no
   CHECK(json.find("\"node\": \"" + hostname + "\"") == std::string::npos);
   // Filed once: one record, the right bytes.
   fs::path call_dir = gfs.path() / ("c_" + c.name);
-  std::size_t records = 0;
-  for (const auto& e : fs::recursive_directory_iterator(call_dir))
-    if (e.path().parent_path().filename() == "done") ++records;
-  CHECK(records == 1);
+  CHECK(records_in(call_dir) == 1);
   for (const auto& e : fs::recursive_directory_iterator(call_dir))
     if (e.path().parent_path().filename() == "00") CHECK(slurp(e.path().string()) == "SURVIVE\n");
   CHECK(services_left(client) == 0);
@@ -368,10 +384,7 @@ TEST_CASE("a stage image is pushed once for the fleet, and the workers that run 
   std::time_t pushed = 0;
   std::set<std::string> ran_on;
   for (int k = 0; k < 4; ++k) {
-    std::string in = (data.path() / ("in" + std::to_string(k))).string();
-    std::ofstream(in) << "call " << k << "\n";
-    std::string report = (data.path() / ("report" + std::to_string(k))).string();
-    auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in});
+    auto [r, report] = fleet_call_on(host, gfs, c, data, "in" + std::to_string(k), "call " + std::to_string(k) + "\n");
     INFO(r.out << r.err);
     REQUIRE(r.exit_code == 0);
     std::string json = slurp(report);
@@ -408,10 +421,7 @@ TEST_CASE("a stage image is pushed once for the fleet, and the workers that run 
   for (const auto& stage : client.list_images({{ce::stages::label::computation, c.name}}))
     client.remove_image(stage.id, ce::docker::Force::yes);
   REQUIRE(client.list_images({{ce::stages::label::computation, c.name}}).empty());
-  std::string in = (data.path() / "in-again").string();
-  std::ofstream(in) << "call again\n";
-  std::string report = (data.path() / "report-again").string();
-  auto r = run_ce_env({host.env}, {"--swarm", "--gfs", gfs.str(), "--report", report, c.path(), in});
+  auto [r, report] = fleet_call_on(host, gfs, c, data, "in-again", "call again\n");
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("the stages are in the fleet's registry already: none is built here"));
@@ -459,10 +469,7 @@ TEST_CASE("a fleet call's submitter killed with -9: the next run adopts the job 
     if (n.id == left.node) node_name = n.hostname;
   CHECK(slurp(paths[0]) == "ADOPT\n");
   CHECK_THAT(slurp(report), Catch::Contains("\"adopted\": true") && Catch::Contains("\"node\": \"" + node_name + "\""));
-  std::size_t records = 0;
-  for (const auto& e : fs::recursive_directory_iterator(gfs.path() / ("c_" + c.name)))
-    if (e.path().parent_path().filename() == "done") ++records;
-  CHECK(records == 1);
+  CHECK(records_in(gfs.path() / ("c_" + c.name)) == 1);
   // The adopted attempt's staging went once filed; no other is left.
   CHECK(fs::is_empty(gfs.path() / ".ce-run" / "staging" / "fleet"));
   CHECK(services_left(client) == 0);
@@ -625,10 +632,7 @@ TEST_CASE("two submitters of one call on one GFS: one job, filed once, the other
   CHECK(filed(b.out, f.gfs) == paths);
   CHECK(slurp(paths[0]) == "TWICE\n");
   CHECK_THAT(a.out + b.out, Catch::Contains(paths[0] + " computed") && Catch::Contains(paths[0] + " ok"));
-  std::size_t records = 0;
-  for (const auto& e : fs::recursive_directory_iterator(f.gfs.path() / ("c_" + f.c.name)))
-    if (e.path().parent_path().filename() == "done") ++records;
-  CHECK(records == 1);
+  CHECK(records_in(f.gfs.path() / ("c_" + f.c.name)) == 1);
   ce::docker::Client client;
   CHECK(services_left(client) == 0);
 }
