@@ -479,7 +479,9 @@ std::string Client::commit(const CommitSpec& spec) {
 
 namespace ce::docker {
 
-SwarmState Client::swarm_state() { return json::parse_swarm_state(request("GET", "/info").body); }
+EngineInfo Client::info() { return json::parse_engine_info(request("GET", "/info").body); }
+
+SwarmState Client::swarm_state() { return info().swarm; }
 
 std::vector<NodeInfo> Client::list_nodes() { return json::parse_node_list(request("GET", "/nodes").body); }
 

@@ -121,7 +121,8 @@ class Client {
 
   // Swarm (docs/fleet.md). `auth` is an X-Registry-Auth value
   // (base64url of json::registry_auth's JSON); empty: anonymous.
-  SwarmState swarm_state();  // from GET /info
+  EngineInfo info();         // GET /info
+  SwarmState swarm_state();  // its swarm part
   std::vector<NodeInfo> list_nodes();
   // Creates a job (json::job_create_body); returns the service's ID.
   std::string create_job(const JobSpec& spec, const std::string& auth = {});

@@ -435,14 +435,22 @@ std::string parse_service_id(const std::string& text) {
   return id;
 }
 
-SwarmState parse_swarm_state(const std::string& text) {
-  auto o = get_object(parse_object(text, "system information"), "Swarm");
-  SwarmState state;
-  state.node_id = get_string(o, "NodeID");
-  state.local_node_state = get_string(o, "LocalNodeState");
-  state.control_available = get_bool(o, "ControlAvailable");
-  state.node_address = get_string(o, "NodeAddr");
-  return state;
+EngineInfo parse_engine_info(const std::string& text) {
+  auto info = parse_object(text, "system information");
+  EngineInfo e;
+  e.name = get_string(info, "Name");
+  e.server_version = get_string(info, "ServerVersion");
+  e.os = get_string(info, "OperatingSystem");
+  e.architecture = get_string(info, "Architecture");
+  e.cpus = get_int(info, "NCPU");
+  e.memory_bytes = get_int(info, "MemTotal");
+  e.containers_running = get_int(info, "ContainersRunning");
+  auto o = get_object(info, "Swarm");
+  e.swarm.node_id = get_string(o, "NodeID");
+  e.swarm.local_node_state = get_string(o, "LocalNodeState");
+  e.swarm.control_available = get_bool(o, "ControlAvailable");
+  e.swarm.node_address = get_string(o, "NodeAddr");
+  return e;
 }
 
 std::vector<NodeInfo> parse_node_list(const std::string& text) {

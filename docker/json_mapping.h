@@ -43,7 +43,7 @@ bool parse_pull_line(const std::string& line, PullProgress& progress, std::strin
 // service's are stopped and removed.)
 std::string job_create_body(const JobSpec& spec);
 std::string parse_service_id(const std::string& text);  // of POST /services/create: "ID"
-SwarmState parse_swarm_state(const std::string& info_text);  // GET /info
+EngineInfo parse_engine_info(const std::string& info_text);  // GET /info
 std::vector<NodeInfo> parse_node_list(const std::string& text);
 std::vector<TaskInfo> parse_task_list(const std::string& text);
 std::vector<ServiceSummary> parse_service_list(const std::string& text);

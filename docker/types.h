@@ -164,6 +164,15 @@ struct SwarmState {
   std::string node_address;
 };
 
+// GET /info: the engine's machine and its swarm.
+struct EngineInfo {
+  std::string name;  // the host name
+  std::string server_version, os, architecture;
+  std::int64_t cpus = 0, memory_bytes = 0;
+  std::int64_t containers_running = 0;
+  SwarmState swarm;
+};
+
 // An entry of GET /nodes
 struct NodeInfo {
   std::string id;

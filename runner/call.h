@@ -176,6 +176,16 @@ class CallEvents : public stages::StepObserver {
   virtual void phase_ended(const char* /*phase*/, double /*seconds*/) {}
 };
 
+// Admission of the calls that have to compute (their results are not in
+// the GFS): a service's limit on calls at once. enter() waits its turn and
+// returns false when the token is cancelled first; leave() frees the place.
+class CallGate {
+ public:
+  virtual ~CallGate() = default;
+  virtual bool enter(docker::Cancellation& cancel) = 0;
+  virtual void leave() = 0;
+};
+
 // The steps of one call; each returns whether the call goes on (false:
 // result() is final). A step never throws.
 class CallPipeline {

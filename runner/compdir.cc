@@ -62,7 +62,9 @@ CompDir open_compdir(const std::string& given, const Invoker& invoker) {
     throw ConfigError(c.shown_file("docker.conf") + ": cannot read docker.conf; a computation directory needs one");
   c.conf = parse_docker_conf(*text, c.shown_file("docker.conf"));
   // A user through sudo never chooses which settings of root's apply.
-  c.host = invoker.root() ? load_host_conf() : load_host_conf(default_host_conf, MissingHostConf::defaults);
+  c.host = invoker.root()               ? load_host_conf()
+           : !invoker.host_conf.empty() ? load_host_conf(invoker.host_conf, MissingHostConf::error)
+                                        : load_host_conf(default_host_conf, MissingHostConf::defaults);
   apply_host_policy(c.conf, c.host);
   c.name = c.conf.name.empty() ? fs::path(c.dir).filename().string() : c.conf.name;
   return c;

@@ -129,15 +129,16 @@ std::string untrusted(const struct stat& st, const std::string& what, const std:
   return "";
 }
 
-// The text of `path`, or nullopt when it is missing and `missing` allows it.
-std::optional<std::string> read_trusted(const std::string& path, MissingHostConf missing) {
+}  // namespace
+
+std::optional<std::string> read_root_file(const std::string& path, MissingHostConf missing, const RootFile& rules) {
   auto refuse = [&](const std::string& what) {
     return ConfigError(path + ": refused as root's settings: " + what);
   };
   std::size_t slash = path.rfind('/');
   if (path.empty() || path[0] != '/' || slash + 1 == path.size())
-    throw ConfigError(path + ": host.conf must be named by the absolute path of a file, as " +
-                      std::string(default_host_conf));
+    throw ConfigError(path + ": " + rules.kind + " must be named by the absolute path of a file, as " +
+                      rules.example_path);
   std::string dir = slash == 0 ? "/" : path.substr(0, slash), name = path.substr(slash + 1);
   auto gone = [&] { return errno == ENOENT && missing == MissingHostConf::defaults; };
 
@@ -155,13 +156,15 @@ std::optional<std::string> read_trusted(const std::string& path, MissingHostConf
   if (fd.get() < 0) {
     if (gone()) return std::nullopt;
     if (errno == ELOOP) throw refuse("it is a symbolic link; put the file itself there, owned by root");
-    if (errno == ENOENT) throw ConfigError(path + ": no such file; create it, or unset CE_RUN_HOST_CONF to use " +
-                        std::string(default_host_conf));
+    if (errno == ENOENT) throw ConfigError(path + ": no such file; create it" + rules.missing_hint);
     throw ConfigError(path + ": cannot open: " + std::strerror(errno));
   }
   if (::fstat(fd.get(), &st) != 0) throw ConfigError(path + ": cannot stat: " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) throw refuse("it is not a regular file");
   if (std::string why = untrusted(st, "it", path); !why.empty()) throw refuse(why);
+  if (rules.secret && (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+    throw refuse("it is readable by group or others (mode " + mode_text(st.st_mode) + "), and it holds secrets; chmod "
+                 "go-rwx " + path);
 
   std::string text;
   char buffer[65536];
@@ -171,10 +174,14 @@ std::optional<std::string> read_trusted(const std::string& path, MissingHostConf
     if (n < 0) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
     if (n == 0) break;
     text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > (std::size_t{1} << 20)) throw ConfigError(path + ": larger than 1 MiB; host.conf is a few lines");
+    if (text.size() > rules.max_bytes)
+      throw ConfigError(path + ": larger than " + std::to_string(rules.max_bytes >> 10) + " KiB; " + rules.kind +
+                        " is a few lines");
   }
   return text;
 }
+
+namespace {
 
 // docker.conf's place of `key`: "docker.conf:6:1: " (or the file alone).
 std::string at_key(const DockerConf& conf, const std::string& key) {
@@ -214,7 +221,9 @@ HostConf parse_host_conf(std::string_view text, const std::string& origin) {
 }
 
 HostConf load_host_conf(const std::string& path, MissingHostConf missing) {
-  std::optional<std::string> text = read_trusted(path, missing);
+  RootFile rules;
+  rules.missing_hint = ", or unset CE_RUN_HOST_CONF to use " + std::string(default_host_conf);
+  std::optional<std::string> text = read_root_file(path, missing, rules);
   if (!text) {
     HostConf defaults;
     defaults.origin = path;

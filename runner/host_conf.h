@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,19 @@ HostConf parse_host_conf(std::string_view text, const std::string& origin);
 // is MissingHostConf::error. Throws ConfigError naming the file and the fix.
 enum class MissingHostConf { defaults, error };
 HostConf load_host_conf(const std::string& path, MissingHostConf missing);
+
+// A file of root's (host.conf, the service's settings and tokens), read
+// only if root alone can change it (as above).
+struct RootFile {
+  std::string kind = "host.conf";  // what messages call it
+  std::string example_path = default_host_conf;
+  std::string missing_hint;        // after "no such file; create it"
+  bool secret = false;             // it must be readable by root alone too
+  std::size_t max_bytes = std::size_t{1} << 20;
+};
+// Its text, or nullopt when it is missing and `missing` allows it. Throws
+// ConfigError naming the file and the fix.
+std::optional<std::string> read_root_file(const std::string& path, MissingHostConf missing, const RootFile& rules);
 
 // The file CE_RUN_HOST_CONF names (which must then exist: a mistyped name
 // must not loosen root's limits to the defaults), else /etc/ce-run/host.conf

@@ -47,6 +47,18 @@ void send_outcome(int socket, int fd, const std::string& error) {
   }
 }
 
+// The groups login would give `user`.
+std::vector<gid_t> groups_of(const char* user, gid_t gid) {
+  int count = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(count));
+  if (::getgrouplist(user, gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<std::size_t>(count));
+    ::getgrouplist(user, gid, groups.data(), &count);
+  }
+  groups.resize(static_cast<std::size_t>(count));
+  return groups;
+}
+
 }  // namespace
 
 Invoker invoking_user() {
@@ -65,19 +77,25 @@ Invoker invoking_user() {
     who.docker_config = std::string(pw->pw_dir) + "/.docker";
   }
   if (who.root()) return who;
-  // The user's groups, as login would give them; a uid without a name
-  // (no passwd entry) has its primary group only.
+  // A uid without a name (no passwd entry) has its primary group only.
   who.groups = {who.gid};
-  if (struct passwd* pw = ::getpwuid(who.uid)) {
-    int count = 64;
-    std::vector<gid_t> groups(static_cast<std::size_t>(count));
-    if (::getgrouplist(pw->pw_name, who.gid, groups.data(), &count) < 0) {
-      groups.resize(static_cast<std::size_t>(count));
-      ::getgrouplist(pw->pw_name, who.gid, groups.data(), &count);
-    }
-    groups.resize(static_cast<std::size_t>(count));
-    who.groups = groups;
-  }
+  if (struct passwd* pw = ::getpwuid(who.uid)) who.groups = groups_of(pw->pw_name, who.gid);
+  return who;
+}
+
+Invoker user_named(const std::string& name) {
+  std::vector<char> buffer(16384);
+  struct passwd entry {};
+  struct passwd* pw = nullptr;
+  int error = ::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &pw);
+  if (pw == nullptr)
+    throw std::runtime_error("no user '" + name + "' on this machine" +
+                             (error != 0 ? std::string(" (") + std::strerror(error) + ")" : std::string()));
+  Invoker who;
+  who.uid = pw->pw_uid;
+  who.gid = pw->pw_gid;
+  if (pw->pw_dir && *pw->pw_dir) who.docker_config = std::string(pw->pw_dir) + "/.docker";
+  who.groups = groups_of(pw->pw_name, pw->pw_gid);
   return who;
 }
 

@@ -23,6 +23,10 @@ struct Invoker {
   // Their Docker client's configuration directory ($DOCKER_CONFIG, else
   // ~/.docker): the fleet registry's credentials (docs/fleet.md).
   std::string docker_config;
+  // The host.conf that applies to their calls, chosen by root (a service,
+  // from its own settings); empty: /etc/ce-run/host.conf. Never the
+  // user's choice: invoking_user() leaves it empty.
+  std::string host_conf;
   bool root() const { return uid == 0; }
   // "UID:GID", as docker's user field takes it.
   std::string spec() const { return std::to_string(uid) + ":" + std::to_string(gid); }
@@ -31,6 +35,11 @@ struct Invoker {
 // Under sudo (real uid 0 with SUDO_UID and SUDO_GID set): that user, with
 // the groups the system gives them. Otherwise the real uid and gid.
 Invoker invoking_user();
+
+// The user `name` of the passwd database, with their groups and Docker
+// configuration directory (~/.docker): whom a service's token stands for.
+// Throws std::runtime_error when there is no such user.
+Invoker user_named(const std::string& name);
 
 // Runs `work` with the invoker's rights and returns the descriptor it
 // returns (or an empty Fd for -1). For a root invoker it runs in this

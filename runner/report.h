@@ -61,7 +61,24 @@ struct ReportFacts {
   double seconds = 0;  // the whole call
 };
 
+// Exit codes of ce-run's own failures (docs/cli.md). Otherwise ce-run exits
+// with the computation's code; a service reports them as its runs'.
+namespace exit_code {
+constexpr int runner_error = 125;  // as docker run: ce-run itself failed
+constexpr int not_executable = 126;
+constexpr int not_found = 127;
+constexpr int timed_out = 124;      // the command ran past docker.conf's timeout, as timeout(1)
+constexpr int interrupted = 130;    // SIGINT (Ctrl-C); 143 for SIGTERM
+constexpr int output_closed = 141;  // stdout's reader went away, as 128+SIGPIPE
+constexpr int call_failed = 1;      // a task: a call failed (its dependents were skipped)
+constexpr int out_of_date = 3;      // -n: something would be computed
+}  // namespace exit_code
+
 struct CallResult;
+
+// The exit code of `ce-run COMPDIR` for a call that ended so (signals
+// aside, which the command line maps itself).
+int exit_code_for(const CallResult& result);
 // The report of a call that ended with the process exit code `exit_code`
 // (the caller's mapping of the outcome): JSON, schema version 1.
 std::string report_json(const CallResult& result, int exit_code);

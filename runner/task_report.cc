@@ -278,4 +278,22 @@ std::string task_dot(const Task& task, const TaskRun* run) {
   return out.str();
 }
 
+int task_exit_code(const TaskRun& run, bool dry_run) {
+  if (!run.error.empty()) return exit_code::runner_error;
+  if (run.cancelled) return exit_code::interrupted;
+  bool failed = false, pending = false, own = false;
+  for (const auto& c : run.calls) {
+    failed = failed || c.state == CallState::failed || c.state == CallState::skipped;
+    pending = pending || c.state == CallState::would_compute || c.state == CallState::unknown;
+    // ce-run's own failure (the engine, the GFS, a refused path) rather
+    // than the computation's: 125, as for a single call.
+    own = own || (c.state == CallState::failed &&
+                  (c.result.outcome == Outcome::failed || c.result.outcome == Outcome::engine_lost ||
+                   c.result.outcome == Outcome::gfs_full));
+  }
+  if (failed) return own ? exit_code::runner_error : exit_code::call_failed;
+  if (dry_run) return pending ? exit_code::out_of_date : 0;
+  return run.complete ? 0 : exit_code::call_failed;
+}
+
 }  // namespace ce::runner

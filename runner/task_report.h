@@ -14,6 +14,11 @@ namespace ce::runner {
 // | "waiting" | "running": a call's status in the report.
 const char* report_status(CallState state);
 
+// The exit code of `ce-run TASKDIR` for the run (docs/cli.md): 125 for
+// ce-run's own failure, 130 when cancelled, 1 when a call failed or the
+// task's outputs are not all there, 3 for a dry run that would compute.
+int task_exit_code(const TaskRun& run, bool dry_run);
+
 // The task's report, schema version 1 (docs/cli.md). `exit_code` is the
 // process's.
 std::string task_report_json(const Task& task, const TaskRun& run, int exit_code);

@@ -148,11 +148,36 @@ class Evaluation {
         if (run.state != CallState::failed) events_.call_named(i, run);
         return;
       }
+    }
+    // A place among the calls that compute, if the caller limits them.
+    struct Admission {
+      CallGate* gate = nullptr;
+      ~Admission() {
+        if (gate) gate->leave();
+      }
+    } admission;
+    if (request_.gate) {
+      if (!request_.gate->enter(cancel_)) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        TaskCallRun& run = run_.calls[i];
+        run.result = result;
+        run.result.outcome = Outcome::cancelled;
+        run.result.message = "cancelled while it waited for a free place among the calls that compute";
+        run.state = CallState::failed;
+        return;
+      }
+      admission.gate = request_.gate;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      TaskCallRun& run = run_.calls[i];
       run.state = CallState::running;
       events_.call_named(i, run);
     }
-    static const docker::OutputSink discard = [](docker::StreamKind, std::string_view) {};
-    if (pipeline.plan(client_)) pipeline.run(client_, discard, cancel_);
+    docker::OutputSink output = [this, i](docker::StreamKind kind, std::string_view bytes) {
+      events_.call_output(i, kind, bytes);
+    };
+    if (pipeline.plan(client_)) pipeline.run(client_, output, cancel_);
     std::lock_guard<std::mutex> lock(mutex_);
     TaskCallRun& run = run_.calls[i];
     run.result = pipeline.result();

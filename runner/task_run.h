@@ -52,6 +52,7 @@ struct TaskRunRequest {
   bool keep_build_container = false;
   DirtyPolicy dirty = DirtyPolicy::refuse;
   bool swarm = false;  // each call as a job of the swarm (CallRequest::swarm)
+  CallGate* gate = nullptr;  // entered by each call that computes (none: only `jobs` limits)
   HostSettings host;
   Invoker invoker;
 };
@@ -80,6 +81,8 @@ class TaskEvents {
   virtual void call_named(std::size_t /*call*/, const TaskCallRun& /*run*/) {}
   // It has ended: computed, reused, failed or skipped.
   virtual void call_ended(std::size_t /*call*/, const TaskCallRun& /*run*/) {}
+  // What its command writes, as it comes (also kept in the GFS's logs).
+  virtual void call_output(std::size_t /*call*/, docker::StreamKind /*kind*/, std::string_view /*bytes*/) {}
 };
 
 // Evaluates the task. The token stops every running call (their results

@@ -30,6 +30,7 @@ const char* const usage_text =
     "       ce-run graph [-o FILE] [--gfs DIR] TASKDIR [INPUT...]\n"
     "       ce-run log [--gfs DIR] TASKDIR NODE [INPUT...]\n"
     "       ce-run fleet status\n"
+    "       ce-run serve [--listen ADDR:PORT] [--state DIR] [--conf FILE]\n"
     "\n"
     "Runs the computation in COMPDIR in a container of the base image named by\n"
     "COMPDIR/docker.conf, after applying the setup stages of COMPDIR/docker-setup.sh\n"
@@ -80,6 +81,10 @@ const char* const usage_text =
     "  fleet status\n"
     "          the Swarm's nodes (state, resources, ce-run's calls on each) and\n"
     "          the calls waiting for a node (docs/fleet.md)\n"
+    "  serve   the job service: runs over HTTP, a web dashboard (docs/service.md);\n"
+    "          --listen (default 127.0.0.1:7070), --state (default\n"
+    "          /var/lib/ce-run/service) and --conf (default\n"
+    "          /etc/ce-run/service.conf) override its settings\n"
     "\n"
     "exit status: the computation's own (a task: 0 when every output exists, 1\n"
     "when a call failed); 125 when ce-run or a setup step fails,\n"
@@ -141,6 +146,9 @@ const OptionRule option_rules[] = {
     {"--keep", {Action::gc}},
     {"--results", {Action::gc}},
     {"--swarm", {Action::run}},
+    {"--listen", {Action::serve}},
+    {"--state", {Action::serve}},
+    {"--conf", {Action::serve}},
 };
 
 const char* action_name(Action action) {
@@ -154,6 +162,7 @@ const char* action_name(Action action) {
     case Action::sym: return "sym";
     case Action::graph: return "graph";
     case Action::fleet_status: return "fleet status";
+    case Action::serve: return "serve";
     default: return "a run";
   }
 }
@@ -252,6 +261,15 @@ Command parse_command_line(const std::vector<std::string>& args) {
     } else if (auto gfs = option_value(args, i, "--gfs", "a directory: --gfs DIR")) {
       command.gfs = *gfs;
       given.emplace_back("--gfs", "--gfs");
+    } else if (auto listen = option_value(args, i, "--listen", "an address: --listen ADDR:PORT")) {
+      command.listen = *listen;
+      given.emplace_back("--listen", "--listen");
+    } else if (auto state = option_value(args, i, "--state", "a directory: --state DIR")) {
+      command.state_dir = *state;
+      given.emplace_back("--state", "--state");
+    } else if (auto conf = option_value(args, i, "--conf", "a file: --conf FILE")) {
+      command.conf = *conf;
+      given.emplace_back("--conf", "--conf");
     } else if (a.size() > 1 && a[0] == '-') {
       throw UsageError("unknown option '" + a + "'; see ce-run --help");
     } else {
@@ -264,6 +282,14 @@ Command parse_command_line(const std::vector<std::string>& args) {
       throw UsageError("fleet takes one command: ce-run fleet status");
     command.action = Command::Action::fleet_status;
     if (!command.command.empty()) throw UsageError("fleet status takes no command after --");
+    check_options_fit(command.action, given);
+    return command;
+  }
+  if (!positional.empty() && positional[0] == "serve") {
+    if (positional.size() != 1) throw UsageError("serve takes options only: ce-run serve [--listen ADDR:PORT] "
+                                                 "[--state DIR] [--conf FILE]");
+    if (!command.command.empty()) throw UsageError("serve takes no command after --");
+    command.action = Command::Action::serve;
     check_options_fit(command.action, given);
     return command;
   }
@@ -327,6 +353,8 @@ int run(const Command& command) {
       return run_graph(command);
     case Command::Action::fleet_status:
       return run_fleet_status(command);
+    case Command::Action::serve:
+      return run_serve(command);
     case Command::Action::run:
       if (is_task(command.compdir)) return run_task_command(command);
       if (command.jobs || command.fail_fast || !command.junit.empty())

@@ -5,25 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "runner/report.h"  // exit_code
+
 namespace ce::runner {
 
-// Exit codes of ce-run's own failures (docs/cli.md). Otherwise ce-run exits
-// with the computation's code.
-namespace exit_code {
-constexpr int runner_error = 125;  // as docker run: ce-run itself failed
-constexpr int not_executable = 126;
-constexpr int not_found = 127;
-constexpr int timed_out = 124;      // the command ran past docker.conf's timeout, as timeout(1)
-constexpr int interrupted = 130;    // SIGINT (Ctrl-C); 143 for SIGTERM
-constexpr int output_closed = 141;  // stdout's reader went away, as 128+SIGPIPE
-constexpr int call_failed = 1;      // a task: a call failed (its dependents were skipped)
-constexpr int out_of_date = 3;      // -n: something would be computed
-}  // namespace exit_code
 
 enum class Verbosity { quiet, normal, verbose };
 
 struct Command {
-  enum class Action { run, lint, status, gc, why, shell, log, sym, graph, fleet_status, help, version };
+  enum class Action { run, lint, status, gc, why, shell, log, sym, graph, fleet_status, serve, help, version };
   Action action = Action::run;
   Verbosity verbosity = Verbosity::normal;
   bool dry_run = false;
@@ -41,6 +31,9 @@ struct Command {
   std::string gfs;     // --gfs DIR
   std::string report;  // --report FILE
   std::size_t gc_keep = 3;  // gc --keep N
+  std::string listen;     // serve --listen ADDR:PORT
+  std::string state_dir;  // serve --state DIR
+  std::string conf;       // serve --conf FILE
   std::string compdir;  // or TASKDIR
   std::vector<std::string> inputs;
   std::vector<std::string> command;  // after "--"

@@ -42,35 +42,6 @@ std::string resolve_gfs(const Command& command) {
   return fs::canonical(dir).string();
 }
 
-int exit_code_for(const CallResult& result) {
-  switch (result.outcome) {
-    case Outcome::cached:
-    case Outcome::computed:
-    case Outcome::verified:
-      return 0;
-    case Outcome::planned:  // -n: the call would run
-      return exit_code::out_of_date;
-    case Outcome::command_failed:
-      return result.exit_code;
-    case Outcome::timed_out:
-      return exit_code::timed_out;
-    case Outcome::cancelled:
-      return exit_code::interrupted;
-    case Outcome::no_exec:
-      return exit_code::not_found;
-    case Outcome::not_executable:
-      return exit_code::not_executable;
-    case Outcome::corrupt:
-      return 1;
-    case Outcome::engine_lost:
-    case Outcome::gfs_full:
-    case Outcome::setup_failed:
-    case Outcome::failed:
-      return exit_code::runner_error;
-  }
-  return exit_code::runner_error;
-}
-
 int run_lint(const Command& command) {
   auto c = load_computation(command.compdir, invoking_user());
   auto warnings = all_warnings(c.script, c.comp.conf);

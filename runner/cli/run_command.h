@@ -14,8 +14,4 @@ int run_lint(const Command& command);
 // (made when missing). Canonical.
 std::string resolve_gfs(const Command& command);
 
-// The process exit code of a call's outcome (docs/cli.md): the command's
-// own code when it ran, else ce-run's codes of exit_code::.
-int exit_code_for(const CallResult& result);
-
 }  // namespace ce::runner

@@ -1,4 +1,5 @@
-// ce-run status | gc | why | shell | fleet status (docs/cli.md).
+// ce-run status | gc | why | shell | fleet status (docs/cli.md) | serve
+// (docs/service.md).
 #pragma once
 
 #include "runner/cli/cli.h"
@@ -10,5 +11,6 @@ int run_gc(const Command& command);
 int run_why(const Command& command);
 int run_shell(const Command& command);
 int run_fleet_status(const Command& command);
+int run_serve(const Command& command);  // serve_command.cc
 
 }  // namespace ce::runner

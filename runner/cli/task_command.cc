@@ -351,7 +351,7 @@ int run_task_command(const Command& command) {
     printer.stop_ticker();
   }
 
-  int code = 0;
+  int code = task_exit_code(run, command.dry_run);
   std::size_t failed = 0, skipped = 0, reused = 0, computed = 0, pending = 0;
   for (const auto& c : run.calls) {
     failed += c.state == CallState::failed;
@@ -362,24 +362,10 @@ int run_task_command(const Command& command) {
   }
   if (!run.error.empty()) {
     spdlog::error("error: {}", run.error);
-    code = exit_code::runner_error;
   } else if (run.cancelled && stop) {
     code = stop->signal() == SIGTERM ? 143 : exit_code::interrupted;
     spdlog::error("error: ce-run was interrupted ({}); nothing half-done was filed",
                   stop->signal() == SIGTERM ? "SIGTERM" : "SIGINT");
-  } else if (failed > 0 || skipped > 0) {
-    // ce-run's own failure (the engine, the GFS, a refused path) rather than
-    // the computation's: 125, as for a single call.
-    bool own = std::any_of(run.calls.begin(), run.calls.end(), [](const TaskCallRun& c) {
-      return c.state == CallState::failed &&
-             (c.result.outcome == Outcome::failed || c.result.outcome == Outcome::engine_lost ||
-              c.result.outcome == Outcome::gfs_full);
-    });
-    code = own ? exit_code::runner_error : exit_code::call_failed;
-  } else if (command.dry_run) {
-    code = pending > 0 ? exit_code::out_of_date : 0;
-  } else {
-    code = run.complete ? 0 : exit_code::call_failed;
   }
   if (run.error.empty()) {
     if (command.dry_run)
