@@ -10,14 +10,18 @@
 #include <Poco/Net/StreamSocket.h>
 #include <boost/filesystem.hpp>
 #include <atomic>
+#include <csignal>
 #include <fstream>
+#include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <sys/stat.h>
 #include <thread>
 
 #include "support/ce_run.h"
 #include "support/computation.h"
+#include "support/engine_outage.h"
 #include "support/service.h"
 #include "support/task.h"
 
@@ -251,4 +255,293 @@ TEST_CASE("DELETE stops a running run: nothing of it runs on, nothing is filed, 
     CHECK(std::regex_match(f, std::regex("[0-9a-f]{12}(/\\.locks(/[0-9a-f]{12})?|/logs)?")));
   }
   CHECK(c.count_lines_in_containers("/tmp/runs") == 1);
+}
+
+TEST_CASE("kill -9 of the service during runs: every accepted run is there after a restart, and no call is filed twice",
+          "[docker][service][fault]") {
+  Computation c("", copy_exec("sleep 1\n"), copy_files());
+  ServiceHost host(1);
+  host.give(c.path());
+  std::vector<std::string> inputs = {host.input("a.txt", "a\n"), host.input("b.txt", "b\n"), host.input("c.txt", "c\n")};
+  host.start();
+  std::vector<std::int64_t> ids;
+  for (const auto& i : inputs) ids.push_back(host.submit(run_body(c.path(), {i})));
+  ids.push_back(host.submit(run_body(c.path(), {inputs[0]})));  // the same call as the first
+  REQUIRE(poll_until([&] { return c.count_lines_in_containers("/tmp/runs") >= 1; }, 60));
+  host.kill9();
+
+  host.start();
+  std::vector<std::string> outputs;
+  for (auto id : ids) {
+    Object::Ptr run = host.wait(id);
+    INFO("run " << id << ": " << host.get("/v1/runs/" + std::to_string(id) + "/log").body);
+    REQUIRE(state_of(run) == "succeeded");
+    outputs.push_back(run->getArray("outputs")->getElement<std::string>(0));
+  }
+  CHECK(host.wait(ids[0])->getValue<int>("attempts") == 2);  // it was running when the service was killed
+  CHECK(host.get("/v1/runs/" + std::to_string(ids[0]) + "/log").body.find("the service stopped during this run") !=
+        std::string::npos);
+  CHECK(outputs[3] == outputs[0]);
+  CHECK(slurp(outputs[1]) == "b\n");
+  // Three distinct calls, each filed once: the killed one ran again (its
+  // leftover command stopped first), the fourth run was answered from the GFS.
+  CHECK(c.count_lines_in_containers("/tmp/runs") == 4);
+  std::size_t records = 0;
+  for (const auto& f : files_below(host.gfs + "/c_" + c.name))
+    records += std::regex_match(f, std::regex("[0-9a-f]{12}/00/[0-9a-f]{12}"));
+  CHECK(records == 3);
+  CHECK(host.wait(ids[3])->getArray("calls")->getObject(0)->getValue<std::string>("state") == "reused");
+
+  // SIGTERM: a running run stops and runs again at the next start.
+  std::int64_t late = host.submit(run_body(c.path(), {host.input("d.txt", "d\n")}));
+  REQUIRE(poll_until([&] { return c.count_lines_in_containers("/tmp/runs") >= 5; }, 60));
+  host.stop();
+  CHECK(host.log().find("running runs run again at the next start") != std::string::npos);
+  host.start();
+  CHECK(state_of(host.wait(late)) == "succeeded");
+}
+
+TEST_CASE("a commit notification re-runs the repository's targets at that commit: only what changed is computed",
+          "[docker][service]") {
+  Computation c("", copy_exec(), copy_files());
+  ServiceHost host;
+  std::string text = host.input("text.txt", "notified\n");
+  host.give(c.path());
+  host.more_conf = "[[repository]]\nname = \"copier\"\npath = \"" + c.path() +
+                   "\"\nuser = \"nobody\"\nrefs = [\"refs/heads/main\"]\n[[repository.target]]\npath = \"\"\n"
+                   "inputs = [\"" + text + "\"]\n";
+  host.start();
+  auto notify = [&](const std::string& commit, const std::string& ref = "refs/heads/main") {
+    HttpAnswer a = host.request("POST", "/v1/hooks/commit",
+                                "{\"repository\": \"copier\", \"ref\": \"" + ref + "\", \"commit\": \"" + commit + "\"}",
+                                ServiceHost::token);
+    REQUIRE(a.status == 202);
+    std::vector<std::int64_t> ids;
+    auto runs = a.json()->getArray("runs");
+    for (std::size_t i = 0; i < runs->size(); ++i) ids.push_back(runs->getObject(static_cast<unsigned>(i))->getValue<std::int64_t>("id"));
+    return ids;
+  };
+  auto call_state = [&](std::int64_t id) {
+    Object::Ptr run = host.wait(id);
+    INFO(host.get("/v1/runs/" + std::to_string(id) + "/log").body);
+    REQUIRE(state_of(run) == "succeeded");
+    return run->getArray("calls")->getObject(0)->getValue<std::string>("state");
+  };
+  std::string first = commit_as_nobody(c.path(), "README", "one\n");
+  auto ids = notify(first);
+  REQUIRE(ids.size() == 1);
+  CHECK(call_state(ids[0]) == "computed");
+  Object::Ptr run = host.wait(ids[0]);
+  CHECK(run->getValue<std::string>("commit") == first);
+  CHECK(run->getValue<std::string>("ref") == "refs/heads/main");
+  CHECK(run->getObject("hook")->getValue<std::string>("repository") == "copier");
+  CHECK(call_state(notify(first)[0]) == "reused");
+  // The work tree moves on; the commit asked for is what runs.
+  std::string second = commit_as_nobody(c.path(), "README", "two\n");
+  commit_as_nobody(c.path(), "README", "three\n");
+  CHECK(call_state(notify(second)[0]) == "computed");
+  CHECK(host.wait(notify(second)[0])->getValue<std::string>("commit") == second);
+  CHECK(c.count_lines_in_containers("/tmp/runs") == 2);
+  // A ref the repository is not configured for triggers nothing; an
+  // unknown repository is a 404.
+  CHECK(notify(second, "refs/heads/feature").empty());
+  CHECK(host.request("POST", "/v1/hooks/commit",
+                     "{\"repository\": \"nope\", \"ref\": \"main\", \"commit\": \"" + second + "\"}", ServiceHost::token)
+            .status == 404);
+  CHECK(host.request("POST", "/v1/hooks/commit", "{\"repository\": \"copier\"}").status == 401);
+  // POST /v1/runs at a commit (a prefix) or a branch: the same checkouts.
+  std::int64_t by_prefix = host.submit("{\"repository\": \"" + c.path() + "\", \"commit\": \"" + first.substr(0, 10) +
+                                       "\", \"inputs\": [\"" + text + "\"]}");
+  CHECK(call_state(by_prefix) == "reused");
+  CHECK(host.wait(by_prefix)->getValue<std::string>("commit") == first);
+  std::int64_t bad = host.submit("{\"repository\": \"" + c.path() + "\", \"branch\": \"no-such-branch\"}");
+  Object::Ptr failed = host.wait(bad);
+  CHECK(state_of(failed) == "failed");
+  CHECK(failed->getValue<std::string>("error").find("has no branch no-such-branch") != std::string::npos);
+}
+
+TEST_CASE("a task through the service: its calls as a graph, each call's log, reused at a branch's checkout",
+          "[docker][service]") {
+  TaskDir t;
+  t.computation("upper", {"text"}, {"big"}, "tr a-z A-Z < \"$1\" > \"$2\"; echo upper-done");
+  t.computation("count", {"text", "big"}, {"n"}, "cat \"$1\" \"$2\" | wc -c > \"$3\"");
+  t.inputs({"text"});
+  t.node("workflow", "computation", "count");
+  t.node("workflow/inputs/00-text", "input", "text");
+  t.node("workflow/inputs/01-big", "computation", "upper");
+  t.node("workflow/inputs/01-big/inputs/00-text", "input", "text");
+  t.commit();
+  ServiceHost host;
+  host.give(t.path());
+  std::string text = host.input("t.txt", "abc\n");
+  host.start();
+  std::int64_t id = host.submit(run_body(t.path(), {text}));
+  Object::Ptr run = host.wait(id);
+  INFO(host.get("/v1/runs/" + std::to_string(id) + "/log").body);
+  REQUIRE(state_of(run) == "succeeded");
+  CHECK(run->getValue<std::string>("kind") == "task");
+  auto calls = run->getArray("calls");
+  REQUIRE(calls->size() == 2);
+  CHECK(calls->getObject(0)->getValue<std::string>("node") == "workflow/inputs/01-big");
+  CHECK(calls->getObject(1)->getValue<std::string>("node") == "workflow");
+  CHECK(calls->getObject(1)->getArray("needs")->getElement<int>(0) == 0);
+  CHECK(calls->getObject(1)->getValue<std::string>("state") == "computed");
+  CHECK(calls->getObject(0)->getObject("report")->getValue<std::string>("outcome") == "computed");
+  CHECK(slurp(run->getArray("outputs")->getElement<std::string>(0)) == "8\n");
+  CHECK(host.get("/v1/runs/" + std::to_string(id) + "/log?call=0").body.find("upper-done") != std::string::npos);
+  CHECK(host.get("/v1/runs/" + std::to_string(id) + "/log?call=2").status == 404);
+  // The same task at its branch: checked out once, every call reused.
+  std::int64_t branch = host.submit(run_body(t.path(), {text}, ", \"branch\": \"main\""));
+  Object::Ptr again = host.wait(branch);
+  REQUIRE(state_of(again) == "succeeded");
+  CHECK(again->getArray("calls")->getObject(0)->getValue<std::string>("state") == "reused");
+  CHECK(again->getArray("calls")->getObject(1)->getValue<std::string>("state") == "reused");
+  CHECK(t.runs("upper") == 1);
+  CHECK(t.runs("count") == 1);
+}
+
+TEST_CASE("500 malformed requests: each a 4xx, none crashes the service or changes its state", "[docker][service][fault]") {
+  ServiceHost host;
+  host.more_conf = "max_body = \"64k\"\n";
+  host.start();
+  std::size_t before = host.get("/v1/runs").json()->getArray("runs")->size();
+  std::vector<std::string> bodies = {
+      "", "{", "}", "[]", "null", "\"x\"", "{\"repository\": 1}", "{\"repository\": \"/x\", \"inputs\": {}}",
+      "{\"repository\": \"/nope\"}", "{\"repository\": \"/r\", \"jobs\": -1}", "{\"a\": 1}", std::string(5000, '['),
+      "{\"repository\": \"/r\", \"inputs\": [{\"name\": \"..\", \"content\": \"\"}]}", "\xff\xfe\x00\x01",
+      "{\"repository\": \"\\ud800\"}", "{\"repository\": \"/r\", \"commit\": \"zz\"}"};
+  std::mt19937 random(15);
+  std::map<int, int> statuses;
+  for (int i = 0; i < 500; ++i) {
+    std::string body = bodies[i % bodies.size()];
+    if (i % 3 == 1 && !body.empty()) body[random() % body.size()] = static_cast<char>(random() % 256);
+    HttpAnswer a;
+    switch (i % 5) {
+      case 0: a = host.request("POST", "/v1/runs", body, ServiceHost::token); break;
+      case 1: a = host.request("POST", "/v1/hooks/commit", body, ServiceHost::token); break;
+      case 2: a = host.request("PUT", "/v1/runs", body, ServiceHost::token); break;
+      case 3: a = host.request("GET", "/v1/runs/" + std::to_string(random() % 1000) + "/log?offset=x"); break;
+      case 4: a = host.request("DELETE", "/v1/runs/" + std::string(1, "a1-/%"[random() % 5]) + "9", "", ServiceHost::token); break;
+    }
+    ++statuses[a.status];
+    INFO(i << ": " << a.status << " " << a.body);
+    REQUIRE(a.status >= 400);
+    REQUIRE(a.status < 500);
+    REQUIRE(a.json()->has("error"));
+  }
+  // A body over the limit (64k here): one that says so in Content-Length is
+  // refused before it is read, one sent in chunks once 64k are.
+  {
+    Poco::Net::HTTPClientSession session("127.0.0.1", host.port);
+    Poco::Net::HTTPRequest request("POST", "/v1/runs", Poco::Net::HTTPMessage::HTTP_1_1);
+    request.set("Authorization", std::string("Bearer ") + ServiceHost::token);
+    request.setContentLength(70 << 20);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    session.receiveResponse(response);
+    CHECK(response.getStatus() == 413);
+  }
+  {
+    Poco::Net::HTTPClientSession session("127.0.0.1", host.port);
+    Poco::Net::HTTPRequest request("POST", "/v1/runs", Poco::Net::HTTPMessage::HTTP_1_1);
+    request.set("Authorization", std::string("Bearer ") + ServiceHost::token);
+    request.setChunkedTransferEncoding(true);
+    session.sendRequest(request) << std::string(100 * 1024, ' ');
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(response.getStatus() == 413);
+    CHECK(body.find("larger than 65536 bytes") != std::string::npos);
+  }
+  CHECK(host.get("/v1/health").status == 200);
+  CHECK(host.get("/v1/runs").json()->getArray("runs")->size() == before);
+  CHECK(statuses.size() >= 4);
+}
+
+TEST_CASE("200 runs submitted at once all finish, each distinct call once, with 100 clients following logs",
+          "[docker][service][load]") {
+  Computation c("", copy_exec("sleep 0.2\n"), copy_files());
+  ServiceHost host;
+  host.give(c.path());
+  std::vector<std::string> inputs;
+  for (int i = 0; i < 10; ++i) inputs.push_back(host.input("in" + std::to_string(i), "input " + std::to_string(i) + "\n"));
+  host.start();
+  std::vector<std::int64_t> ids(200);
+  std::atomic<int> refused{0};
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < 8; ++t)
+    submitters.emplace_back([&, t] {
+      for (int i = t; i < 200; i += 8) {
+        try {
+          ids[i] = host.submit(run_body(c.path(), {inputs[i % 10]}));
+        } catch (const std::exception&) {
+          ++refused;
+        }
+      }
+    });
+  for (auto& s : submitters) s.join();
+  REQUIRE(refused == 0);
+  // 100 clients follow the logs of 100 of the runs (two each of 50), from
+  // the start, at once.
+  std::vector<HttpAnswer> followed(100);
+  std::vector<std::thread> followers;
+  for (int f = 0; f < 100; ++f)
+    followers.emplace_back([&, f] {
+      try {
+        followed[f] = host.get("/v1/runs/" + std::to_string(ids[f / 2 * 4]) + "/log?call=0&follow=1");
+      } catch (const std::exception& e) {
+        followed[f].body = e.what();
+      }
+    });
+  for (auto& f : followers) f.join();
+  for (int f = 0; f < 100; ++f) {
+    INFO("follower " << f << ": " << followed[f].body);
+    CHECK(followed[f].status == 200);
+    bool ended = followed[f].body.find("] call computed") != std::string::npos ||
+                 followed[f].body.find("] call cached") != std::string::npos;
+    CHECK(ended);
+  }
+  std::map<std::string, int> states;
+  std::set<std::string> outputs;
+  for (auto id : ids) {
+    Object::Ptr run = host.wait(id);
+    ++states[state_of(run)];
+    if (state_of(run) == "succeeded") outputs.insert(run->getArray("outputs")->getElement<std::string>(0));
+  }
+  CHECK(states == std::map<std::string, int>{{"succeeded", 200}});
+  CHECK(outputs.size() == 10);
+  CHECK(c.count_lines_in_containers("/tmp/runs") == 10);
+  std::string metrics = host.get("/metrics").body;
+  CHECK(metrics.find("ce_run_calls_total{result=\"computed\"} 10") != std::string::npos);
+  CHECK(metrics.find("ce_run_runs{state=\"succeeded\"} 200") != std::string::npos);
+}
+
+TEST_CASE("the engine killed under a run of the service's: the service stays up, and the run runs again once the engine is back",
+          "[docker][service][outage]") {
+  Computation c("", copy_exec("[ -e \"$GFSDIR/fast\" ] || sleep 60\n"), copy_files());
+  ServiceHost host;
+  host.give(c.path());
+  std::string text = host.input("text.txt", "survives\n");
+  host.start();
+  std::int64_t id = host.submit(run_body(c.path(), {text}));
+  REQUIRE(poll_until([&] { return c.count_lines_in_containers("/tmp/runs") == 1; }, 60));
+  {
+    EngineOutage outage(SIGKILL);
+    REQUIRE(outage.stopped());
+    // The run goes back to the queue; the service answers meanwhile.
+    REQUIRE(poll_until([&] { return host.get("/v1/runs/" + std::to_string(id) + "/log").body.find(
+                                         "the Docker engine went away") != std::string::npos; }, 30));
+    CHECK(state_of(host.get("/v1/runs/" + std::to_string(id)).json()) == "queued");
+    HttpAnswer nodes = host.get("/v1/nodes");
+    CHECK(nodes.status == 503);
+    CHECK(nodes.json()->getValue<std::string>("error").rfind("the Docker engine does not answer", 0) == 0);
+    std::ofstream(host.gfs + "/fast") << "\n";
+  }
+  Object::Ptr run = host.wait(id);
+  INFO(host.get("/v1/runs/" + std::to_string(id) + "/log").body);
+  REQUIRE(state_of(run) == "succeeded");
+  CHECK(run->getValue<int>("attempts") == 2);
+  CHECK(slurp(run->getArray("outputs")->getElement<std::string>(0)) == "survives\n");
+  CHECK(c.count_lines_in_containers("/tmp/runs") == 2);
+  CHECK(host.get("/v1/nodes").status == 200);
 }

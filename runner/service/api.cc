@@ -41,11 +41,12 @@ void check_depth(std::string_view body) {
   }
 }
 
-// `text` as a message may show it (control characters escaped, cut short).
+// `text` as a message may show it (control characters and bytes beyond
+// ASCII escaped, so the answer is valid UTF-8 whatever came; cut short).
 std::string shown(std::string_view text) {
   std::string out;
   for (unsigned char c : text.substr(0, 80)) {
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
       char hex[8];
       std::snprintf(hex, sizeof hex, "\\x%02x", c);
       out += hex;

@@ -1,5 +1,7 @@
 #include "runner/service/http_server.h"
 
+#include "docker/errors.h"
+
 #include <Poco/JSON/Array.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -74,6 +76,14 @@ bool client_gone(HTTPServerRequest& request) {
   }
 }
 
+Poco::URI uri_of(HTTPServerRequest& request) {
+  try {
+    return Poco::URI(request.getURI());
+  } catch (const Poco::Exception& e) {
+    throw ApiError(400, "the request's URI is not valid: " + e.displayText());
+  }
+}
+
 std::int64_t id_of(const std::string& text) {
   if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
     throw ApiError(404, "no run '" + text + "': a run's id is a number");
@@ -90,6 +100,9 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     } catch (const ApiError& e) {
       if (e.status() == 401) response.set("WWW-Authenticate", "Bearer realm=\"ce-run\"");
       if (!response.sent()) send_json(response, e.status(), error_object(e.status(), e.what()));
+    } catch (const docker::EngineError& e) {
+      if (!response.sent())
+        send_json(response, 503, error_object(503, std::string("the Docker engine does not answer: ") + e.what()));
     } catch (const Poco::Net::NetException&) {
       // The client went away.
     } catch (const std::exception& e) {
@@ -114,7 +127,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
   }
 
   void route(HTTPServerRequest& request, HTTPServerResponse& response) {
-    Poco::URI uri(request.getURI());
+    Poco::URI uri = uri_of(request);
     const std::string& path = uri.getPath();
     const std::string query = uri.getRawQuery();
     const std::string& method = request.getMethod();
@@ -216,8 +229,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
 
   void submit(HTTPServerRequest& request, HTTPServerResponse& response) {
     std::string user = authorised(request, true);
-    Poco::URI uri(request.getURI());
-    parse_query(uri.getRawQuery(), {});
+    parse_query(uri_of(request).getRawQuery(), {});
     std::size_t max = static_cast<std::size_t>(service_.conf().max_body_bytes);
     std::string body = read_body(request, max);
     RunSpec spec = parse_run_request(body, max);

@@ -26,7 +26,7 @@ Poco::JSON::Object::Ptr HttpAnswer::json() const {
   return parser.parse(body).extract<Poco::JSON::Object::Ptr>();
 }
 
-ServiceHost::ServiceHost(int max_calls, const std::string& conf) : max_calls_(max_calls), extra_conf_(conf) {
+ServiceHost::ServiceHost(int max_calls) : max_calls_(max_calls) {
   ::chmod(root.str().c_str(), 0755);
   conf_dir = root.str() + "/conf";
   state = root.str() + "/state";
@@ -55,7 +55,7 @@ void ServiceHost::write_conf() {
   out << "listen = \"127.0.0.1:0\"\nstate = \"" << state << "\"\ntokens = \"" << conf_dir << "/tokens\"\ngfs = \""
       << gfs << "\"\ninput_roots = [\"" << inputs << "\"]\nmax_calls = " << max_calls_ << "\nrepository_roots = [";
   for (std::size_t i = 0; i < roots_.size(); ++i) out << (i ? ", " : "") << "\"" << roots_[i] << "\"";
-  out << "]\n" << extra_conf_;
+  out << "]\n" << more_conf;
 }
 
 void ServiceHost::give(const std::string& dir) {
@@ -74,6 +74,7 @@ void ServiceHost::start(const std::vector<std::string>& args) {
   write_conf();
   std::vector<std::string> all = {"serve", "--conf", conf_dir + "/service.conf"};
   all.insert(all.end(), args.begin(), args.end());
+  fs::remove(root.str() + "/serve.log");  // not the last start's "listening on"
   pid_ = spawn_ce(all, root.str() + "/serve.log", {"CE_RUN_HOST_CONF=" + conf_dir + "/host.conf"});
   static const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
   bool up = poll_until(

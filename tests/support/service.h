@@ -24,9 +24,7 @@ class ServiceHost {
   static constexpr const char* token = "nobody-token-0123456789abcdef";
   static constexpr const char* daemon_token = "daemon-token-0123456789abcdef";
 
-  // `conf`: more service.conf lines (after listen, state, tokens, gfs,
-  // the roots and max_calls).
-  explicit ServiceHost(int max_calls = 2, const std::string& conf = "");
+  explicit ServiceHost(int max_calls = 2);
   ~ServiceHost();
   ServiceHost(const ServiceHost&) = delete;
   ServiceHost& operator=(const ServiceHost&) = delete;
@@ -56,12 +54,14 @@ class ServiceHost {
 
   TempDir root;
   std::string conf_dir, state, gfs, inputs;
+  // More service.conf lines (after listen, state, tokens, gfs, the roots
+  // and max_calls), written by start().
+  std::string more_conf;
   std::uint16_t port = 0;
 
  private:
   void write_conf();
   int max_calls_;
-  std::string extra_conf_;
   std::vector<std::string> roots_;
   int pid_ = -1;
 };
