@@ -197,7 +197,10 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         return;
       }
       authorised(request, false);
-      parse_query(query, {});
+      // ?wait=SECONDS: answer once the run has ended (or that long passed).
+      auto q = parse_query(query, {"wait"});
+      if (auto wait = query_integer(q, "wait", 0, 3600); wait > 0)
+        service_.wait_finished(id, std::chrono::seconds(wait));
       auto r = service_.run(id);
       if (!r) throw ApiError(404, "no run " + std::to_string(id));
       send_json(response, 200, run_detail(*r));

@@ -942,6 +942,20 @@ std::optional<RunRecord> Service::run(std::int64_t id) { return impl_->store->ru
 
 std::vector<RunRecord> Service::runs(const RunFilter& filter) { return impl_->store->runs(filter); }
 
+void Service::wait_finished(std::int64_t id, std::chrono::milliseconds timeout) {
+  Impl& m = *impl_;
+  // Unfinished: queued, waiting to come back (a lost engine) or running.
+  auto unfinished = [&] {
+    if (m.active.count(id) || std::find(m.queue.begin(), m.queue.end(), id) != m.queue.end()) return true;
+    auto r = m.store->run(id, false);
+    return r && !finished_state(r->state);
+  };
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock(m.mutex);
+  while (!m.stopping && unfinished())
+    if (m.logs_changed.wait_until(lock, deadline) == std::cv_status::timeout) break;
+}
+
 RunRecord Service::cancel(const std::string& user, std::int64_t id, std::chrono::milliseconds wait) {
   Impl& m = *impl_;
   std::optional<RunRecord> r = m.store->run(id, false);

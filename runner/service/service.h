@@ -77,6 +77,8 @@ class Service {
   // service.conf does not name).
   std::vector<RunRecord> notify_commit(const CommitHook& hook);
   std::optional<RunRecord> run(std::int64_t id);
+  // Waits up to `timeout` for the run to end (or the service to stop).
+  void wait_finished(std::int64_t id, std::chrono::milliseconds timeout);
   std::vector<RunRecord> runs(const RunFilter& filter);
   // Cancels the run (ApiError 404, 403 for another user's, 409 for a
   // finished one) and waits up to `wait` for it to stop; returns its record.

@@ -72,10 +72,12 @@ Store::Store(const std::string& path) {
   try {
     session_ = std::make_unique<Poco::Data::Session>("SQLite", path);
     auto& s = *session_;
-    // WAL: readers do not wait for the writer; FULL: a commit is on the
-    // disk before the client hears of it.
+    // WAL: readers do not wait for the writer. NORMAL: a commit survives
+    // the service's crash (kill -9), not the machine's; a run's progress
+    // lost so is only run again (and answered from the GFS). A new run is
+    // written FULL (add_runs): on the disk before the client hears of it.
     s << "PRAGMA journal_mode=WAL", now;
-    s << "PRAGMA synchronous=FULL", now;
+    s << "PRAGMA synchronous=NORMAL", now;
     s << "PRAGMA busy_timeout=10000", now;
     s << "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, "
          "kind TEXT NOT NULL, repository TEXT NOT NULL, path TEXT NOT NULL, ref TEXT NOT NULL, "
@@ -105,6 +107,7 @@ void Store::add_run(RunRecord& run) {
 void Store::add_runs(std::vector<RunRecord>& runs) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto& s = *session_;
+  s << "PRAGMA synchronous=FULL", now;
   s.begin();
   try {
     for (auto& r : runs) {
@@ -120,8 +123,10 @@ void Store::add_runs(std::vector<RunRecord>& runs) {
     s.commit();
   } catch (...) {
     s.rollback();
+    s << "PRAGMA synchronous=NORMAL", now;
     throw;
   }
+  s << "PRAGMA synchronous=NORMAL", now;
 }
 
 void Store::update_run(const RunRecord& r) {

@@ -3,16 +3,17 @@
 # one invocation: each row alternates ce-run and the alternative round by
 # round and quotes medians. Prints one markdown table; it measures, it never
 # passes or fails on a figure. docs/performance.md says what each row does.
-#   tests/bench/bench.sh [ROUNDS] [ROWS...]     (rows: 1 to 9, and 10 11 on the
-#   3-node Swarm of scripts/start-swarm; default all)
-# Needs build/ce-run, a running engine, the base images, jq and GNU time.
+#   tests/bench/bench.sh [ROUNDS] [ROWS...]     (rows: 1 to 9, 10 11 on the
+#   3-node Swarm of scripts/start-swarm, 12 13 through `ce-run serve`; default all)
+# Needs build/ce-run, a running engine, the base images, jq, GNU time, curl
+# and wrk.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 rounds=${1:-15}
 shift || true
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(1 2 3 4 5 6 7 8 9 10 11)
+[ ${#rows[@]} -gt 0 ] || rows=(1 2 3 4 5 6 7 8 9 10 11 12 13)
 
 ce=$root/build/ce-run
 docker=/usr/bin/docker  # Debian's client: BuildKit without the buildx plugin
@@ -541,6 +542,79 @@ cat "$1" "$2" > "$3"
   row 11b "the same on the Swarm (as 11)" "$(median "$work/11.ce")" \
     "docker service create --mode replicated-job: 40 of sleep 1, 8 at a time, then one" "$(median "$work/11.cli")" \
     "— (figures)" "—"
+}
+
+# The job service (`ce-run serve`, as root) with a token for nobody, on a
+# loopback port of its choosing; its repository and GFS are nobody's. Sets
+# svc_port, svc_repo, svc_gfs, svc_input.
+svc_token=bench-token-0123456789abcdef
+service_up() {
+  [ -z "${svc_port:-}" ] || return 0
+  chmod 755 "$work"
+  local s=$work/svc
+  mkdir -p "$s/conf" "$s/gfs" "$s/in"
+  chmod 755 "$s" "$s/conf" "$s/in"
+  printf 'nobody %s\n' "$svc_token" >"$s/conf/tokens"
+  chmod 600 "$s/conf/tokens"
+  svc_repo=$s/repo
+  make_computation "$svc_repo" "bench-svc-$$" "$five_stages" "$copy_exec" text copy
+  svc_gfs=$s/gfs
+  svc_input=$s/in/text.txt
+  echo "service bench input" >"$svc_input"
+  chmod 644 "$svc_input"
+  chown -R 65534:65534 "$svc_repo" "$svc_gfs"
+  printf '%s\n' "listen = \"127.0.0.1:0\"" "state = \"$s/state\"" "tokens = \"$s/conf/tokens\"" \
+    "gfs = \"$svc_gfs\"" "repository_roots = [\"$svc_repo\"]" "input_roots = [\"$s/in\"]" >"$s/conf/service.conf"
+  "$ce" serve --conf "$s/conf/service.conf" 2>"$s/serve.log" &
+  svc_pid=$!
+  for _ in $(seq 300); do
+    svc_port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$s/serve.log")
+    [ -n "$svc_port" ] && break
+    sleep 0.1
+  done
+  [ -n "$svc_port" ] || { echo "bench: ce-run serve did not start:" >&2; cat "$s/serve.log" >&2; exit 1; }
+  trap 'kill $svc_pid 2>/dev/null; wait $svc_pid 2>/dev/null; cleanup' EXIT
+}
+# A run through the API as a CI client makes it: POST, then GET ?wait until
+# it has ended; fails unless it succeeded.
+# (sed and grep read the answers: jq alone takes 20-30 ms to start.)
+api_run() {
+  local id
+  id=$(curl -sf -X POST -H "Authorization: Bearer $svc_token" "http://127.0.0.1:$svc_port/v1/runs" \
+    -d "{\"repository\": \"$svc_repo\", \"inputs\": [\"$1\"]}" | sed -n 's/^{"id":\([0-9]*\),.*/\1/p')
+  curl -sf "http://127.0.0.1:$svc_port/v1/runs/$id?wait=300" | grep -q '"state":"succeeded"'
+}
+# The same call with ce-run as `sudo ce-run` runs it for nobody.
+as_nobody() { env SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody "$ce" -q "$@"; }
+
+row12() {
+  service_up
+  as_nobody --gfs "$svc_gfs" "$svc_repo" "$svc_input" >/dev/null
+  : >"$work/12.ce"
+  : >"$work/12.alt"
+  for _ in $(seq "$rounds"); do
+    timed "$work/12.ce" api_run "$svc_input"
+    timed "$work/12.alt" as_nobody --gfs "$svc_gfs" "$svc_repo" "$svc_input"
+  done
+  row 12 "a no-change run through the service's API (POST, then GET ?wait; curl)" "$(median "$work/12.ce")" \
+    "the same call through the CLI (sudo ce-run as nobody)" "$(median "$work/12.alt")" 2.0
+}
+
+row13() {
+  service_up
+  # 1,000 runs stored (each answered from the GFS), then GET one of them.
+  seq 1000 | xargs -P 8 -I K curl -sf -o /dev/null -X POST -H "Authorization: Bearer $svc_token" \
+    "http://127.0.0.1:$svc_port/v1/runs" -d "{\"repository\": \"$svc_repo\", \"inputs\": [\"$svc_input\"]}"
+  local last stored rps_run rps_health
+  last=$(curl -sf "http://127.0.0.1:$svc_port/v1/runs?limit=1" | jq -r '.runs[0].id')
+  curl -sf "http://127.0.0.1:$svc_port/v1/runs/$last?wait=600" >/dev/null
+  stored=$(curl -sf "http://127.0.0.1:$svc_port/metrics" | awk '/^ce_run_runs\{/ { n += $2 } END { print n }')
+  rps_run=$(wrk -t2 -c16 -d5s "http://127.0.0.1:$svc_port/v1/runs/$((last / 2))" | awk '/^Requests\/sec/ { print $2 }')
+  rps_health=$(wrk -t2 -c16 -d5s "http://127.0.0.1:$svc_port/v1/health" | awk '/^Requests\/sec/ { print $2 }')
+  row 13 "GET /v1/runs/{id} with $stored runs stored: seconds a request (wrk, 16 connections)" \
+    "$(awk -v r="$rps_run" 'BEGIN { print 1 / r }')" "GET /v1/health on the same server" \
+    "$(awk -v r="$rps_health" 'BEGIN { print 1 / r }')" "— (figures)" "—"
+  note "Row 13: $rps_run requests/s for GET /v1/runs/{id} ($stored runs stored), $rps_health for GET /v1/health."
 }
 
 echo "| # | case | ce-run median (s) | alternative | alternative median (s) | ratio | target | met |"
