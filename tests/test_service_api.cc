@@ -286,3 +286,24 @@ TEST_CASE("the service's store keeps runs and calls across a reopening", "[servi
   CHECK(detail->getArray("calls")->getObject(0)->getObject("report")->getValue<int>("version") == 1);
   CHECK(detail->getValue<std::string>("log") == "/v1/runs/" + std::to_string(first + 1) + "/log");
 }
+
+TEST_CASE("examples/ce-run.service is a unit systemd accepts, running ce-run serve", "[service]") {
+  TempDir dir;
+  std::ifstream in(std::string(CE_SOURCE_DIR) + "/examples/ce-run.service");
+  std::string unit((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(unit.find("ExecStart=/usr/local/bin/ce-run serve\n") != std::string::npos);
+  // The installed path, here the built binary's.
+  unit.replace(unit.find("/usr/local/bin/ce-run"), 21, CE_RUN_BINARY);
+  std::string path = dir.str() + "/ce-run.service";
+  std::ofstream(path) << unit;
+  std::string command = "systemd-analyze verify '" + path + "' 2>&1";
+  FILE* p = ::popen(command.c_str(), "r");
+  REQUIRE(p);
+  std::string said;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, p)) said += buffer;
+  int status = ::pclose(p);
+  INFO(said);
+  CHECK(status == 0);
+  CHECK(said.empty());
+}

@@ -152,6 +152,7 @@ struct Service::Impl {
   std::deque<std::int64_t> queue;
   std::map<std::int64_t, std::shared_ptr<ActiveRun>> active;
   std::vector<std::thread> workers;
+  std::vector<std::thread> waiters;  // runs waiting for the engine to come back
   bool stopping = false, started = false;
   ServiceCounters counters;
 
@@ -196,7 +197,7 @@ struct Service::Impl {
   }
 
   void worker();
-  void execute(std::int64_t id);
+  void execute(std::int64_t id, const std::shared_ptr<ActiveRun>& run);
   void run_computation(RunRecord& r, const std::shared_ptr<ActiveRun>& active_run, const std::string& dir,
                        const RunSpec& spec, const std::vector<std::string>& inputs, const Invoker& invoker,
                        bool& engine_lost);
@@ -482,9 +483,16 @@ void Service::Impl::run_computation(RunRecord& r, const std::shared_ptr<ActiveRu
   bool go_on = pipeline.prepare() && pipeline.find_done();
   bool admitted = false;
   if (go_on && !settings.conf.swarm) {
-    line(run, 0, "waiting for a free place among the calls that compute");
+    auto asked = std::chrono::steady_clock::now();
     admitted = slots->enter(run->cancel);
     go_on = admitted;
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+    if (waited >= 0.1) {
+      char text[96];
+      std::snprintf(text, sizeof text, "waited %.1f s for a place among the %zu calls that compute at once", waited,
+                    calls_limit);
+      line(run, 0, text);
+    }
   }
   if (go_on) {
     call.state = report_status(CallState::running);
@@ -638,18 +646,19 @@ void Service::Impl::run_task_at(RunRecord& r, const std::shared_ptr<ActiveRun>& 
   if (r.commit.empty() && !task.computations.empty()) r.commit = task.computations[0].prepared->identity.commit;
 }
 
-void Service::Impl::execute(std::int64_t id) {
+void Service::Impl::execute(std::int64_t id, const std::shared_ptr<ActiveRun>& run) {
   std::optional<RunRecord> found = store->run(id, false);
-  if (!found || finished_state(found->state)) return;
+  if (!found || finished_state(found->state)) {
+    std::lock_guard<std::mutex> lock(mutex);
+    active.erase(id);
+    return;
+  }
   RunRecord r = *found;
-  auto run = std::make_shared<ActiveRun>();
   run->dir = logs_dir + "/" + std::to_string(id);
   ::mkdir(run->dir.c_str(), 0700);
-  run->run_log = std::make_unique<LogFile>(run->dir + "/run.log");
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (stopping) return;
-    active[id] = run;
+    run->run_log = std::make_unique<LogFile>(run->dir + "/run.log");
     ++counters.runs_started;
   }
   r.state = run_state::running;
@@ -729,24 +738,22 @@ void Service::Impl::execute(std::int64_t id) {
     std::lock_guard<std::mutex> lock(mutex);
     active.erase(id);
     if (again && !stopping) {
-      // After a lost engine: back at the front once it answers.
-      std::thread([this, id] {
+      // After a lost engine: back at the front once it answers (at most
+      // five minutes later; then it is queued anyway, and fails or runs).
+      waiters.emplace_back([this, id] {
         for (int i = 0; i < 600; ++i) {
-          {
-            std::lock_guard<std::mutex> lock(mutex);
-            if (stopping) return;
-          }
           try {
             client.ping();
             break;
           } catch (const std::exception&) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(500));
           }
+          std::unique_lock<std::mutex> lock(mutex);
+          if (queue_changed.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping; })) return;
         }
         std::lock_guard<std::mutex> lock(mutex);
         queue.push_front(id);
         queue_changed.notify_all();
-      }).detach();
+      });
     }
   }
   logs_changed.notify_all();
@@ -755,15 +762,18 @@ void Service::Impl::execute(std::int64_t id) {
 void Service::Impl::worker() {
   for (;;) {
     std::int64_t id = 0;
+    std::shared_ptr<ActiveRun> run;
     {
       std::unique_lock<std::mutex> lock(mutex);
       queue_changed.wait(lock, [&] { return stopping || !queue.empty(); });
       if (stopping) return;
       id = queue.front();
       queue.pop_front();
+      // Active from here: a DELETE now reaches its token, not the queue.
+      run = active[id] = std::make_shared<ActiveRun>();
     }
     try {
-      execute(id);
+      execute(id, run);
     } catch (const std::exception& e) {
       log(LogLevel::error, "run " + std::to_string(id) + ": " + e.what());
       std::lock_guard<std::mutex> lock(mutex);
@@ -861,6 +871,12 @@ void Service::stop() {
   for (auto& run : running) run->cancel.cancel();
   for (auto& t : m.workers) t.join();
   m.workers.clear();
+  std::vector<std::thread> waiters;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    waiters.swap(m.waiters);
+  }
+  for (auto& t : waiters) t.join();
   std::lock_guard<std::mutex> lock(m.mutex);
   m.started = false;
 }
@@ -965,15 +981,21 @@ RunRecord Service::cancel(const std::string& user, std::int64_t id, std::chrono:
   {
     std::lock_guard<std::mutex> lock(m.mutex);
     auto queued = std::find(m.queue.begin(), m.queue.end(), id);
-    if (queued != m.queue.end()) {
-      m.queue.erase(queued);
+    auto it = m.active.find(id);
+    // Read again under the lock: a run that has left `active` has its
+    // final state stored already.
+    if (it == m.active.end()) r = m.store->run(id, false);
+    if (it != m.active.end()) {
+      running = it->second;
+    } else if (queued != m.queue.end() || !finished_state(r->state)) {
+      // Queued, or waiting for the engine to come back (then a worker
+      // finds it ended and skips it).
+      if (queued != m.queue.end()) m.queue.erase(queued);
       r->state = run_state::cancelled;
       r->exit_code = 130;
       r->ended = now_seconds();
       r->error = "cancelled by " + user + " before it started";
       m.store->update_run(*r);
-    } else if (auto it = m.active.find(id); it != m.active.end()) {
-      running = it->second;
     }
   }
   if (running) {

@@ -38,7 +38,6 @@ ServiceHost::ServiceHost(int max_calls) : max_calls_(max_calls) {
   }
   std::ofstream(conf_dir + "/tokens") << "nobody " << token << "\ndaemon " << daemon_token << "\n";
   ::chmod((conf_dir + "/tokens").c_str(), 0600);
-  std::ofstream(conf_dir + "/host.conf") << "gfs = [\"" << gfs << "\"]\n";
 }
 
 ServiceHost::~ServiceHost() {
@@ -51,6 +50,7 @@ ServiceHost::~ServiceHost() {
 }
 
 void ServiceHost::write_conf() {
+  std::ofstream(conf_dir + "/host.conf") << "gfs = [\"" << gfs << "\"]\n" << more_host_conf;
   std::ofstream out(conf_dir + "/service.conf");
   out << "listen = \"127.0.0.1:0\"\nstate = \"" << state << "\"\ntokens = \"" << conf_dir << "/tokens\"\ngfs = \""
       << gfs << "\"\ninput_roots = [\"" << inputs << "\"]\nmax_calls = " << max_calls_ << "\nrepository_roots = [";

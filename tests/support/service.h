@@ -55,8 +55,8 @@ class ServiceHost {
   TempDir root;
   std::string conf_dir, state, gfs, inputs;
   // More service.conf lines (after listen, state, tokens, gfs, the roots
-  // and max_calls), written by start().
-  std::string more_conf;
+  // and max_calls), written by start(); and host.conf's, after its gfs.
+  std::string more_conf, more_host_conf;
   std::uint16_t port = 0;
 
  private:
