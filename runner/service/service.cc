@@ -728,6 +728,12 @@ void Service::Impl::execute(std::int64_t id, const std::shared_ptr<ActiveRun>& r
     r.exit_code = -1;
   } else {
     r.ended = now_seconds();
+    char took[32];
+    std::snprintf(took, sizeof took, "%.1f s", r.ended - r.started);
+    log(r.state == run_state::succeeded ? LogLevel::info : LogLevel::warning,
+        "run " + std::to_string(id) + " (" + r.user + ", " + (r.kind.empty() ? "run" : r.kind) + " " + r.repository +
+            (r.path.empty() ? "" : "/" + r.path) + ") " + r.state + " in " + took +
+            (r.error.empty() ? "" : ": " + r.error.substr(0, 200)));
     if (!r.error.empty()) line(run, -1, "error: " + r.error);
     line(run, -1, "run " + std::to_string(id) + " " + r.state + " (exit " + std::to_string(r.exit_code) + ")");
     for (const auto& path : uploads) ::unlink(path.c_str());
