@@ -222,7 +222,10 @@ TEST_CASE("the service streams a call's log as it grows, to the end of the run",
   CHECK(events.headers["Content-Type"] == "text/event-stream");
   CHECK(events.body.find("event: log\ndata: {") != std::string::npos);
   CHECK(events.body.find("line-3") != std::string::npos);
-  CHECK(events.body.find("event: end\ndata: {\"state\":\"succeeded\"}") != std::string::npos);
+  CHECK(events.body.find("event: end\ndata: {\"state\":\"computed\"}") != std::string::npos);  // the call's
+  HttpAnswer run_events = host.request("GET", "/v1/runs/" + std::to_string(id) + "/log", "", "",
+                                       {{"Accept", "text/event-stream"}});
+  CHECK(run_events.body.find("event: end\ndata: {\"state\":\"succeeded\"}") != std::string::npos);  // the run's
 }
 
 TEST_CASE("DELETE stops a running run: nothing of it runs on, nothing is filed, and a queued one never starts",

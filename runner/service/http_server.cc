@@ -293,9 +293,15 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       piece = service_.read_log(id, call, offset, log_piece_bytes);
     }
     if (events) {
+      // The state of what was followed: the call's (stored before its log
+      // was complete), or the run's.
       auto r = service_.run(id);
+      std::string state = r ? r->state : std::string();
+      if (r && call >= 0)
+        for (const auto& c : r->calls)
+          if (c.index == call) state = c.state;
       Object::Ptr o = new Object;
-      o->set("state", r ? r->state : std::string());
+      o->set("state", state);
       out << "event: end\ndata: " << json_text(o) << "\n\n";
       out.flush();
     }
