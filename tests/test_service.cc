@@ -525,7 +525,7 @@ TEST_CASE("200 runs submitted at once all finish, each distinct call once, with 
     if (state_of(run) == "succeeded") outputs.insert(run->getArray("outputs")->getElement<std::string>(0));
   }
   CHECK(states == std::map<std::string, int>{{"succeeded", 200}});
-  // Figures, not assertions (docs/service.md's load figures come from here).
+  // Figures, not assertions (docs/service.md's come from here).
   WARN("200 runs accepted in " << submitted << " s; 100 log followers done at " << followed_all
                                << " s; all 200 runs ended at " << seconds_since() << " s");
   CHECK(outputs.size() == 10);
