@@ -78,11 +78,7 @@ const std::vector<KeySpec>& keys() {
          check_pids(r, h.max_pids);
        }},
       {"swarm", "swarm = true",
-       [](const Reader& r, HostConf& h) {
-         auto value = r.node.value<bool>();
-         if (!value) r.wrong_type("true or false");
-         h.swarm = *value;
-       }},
+       [](const Reader& r, HostConf& h) { h.swarm = r.boolean(); }},
       {"registry", "registry = \"registry.lab.example:5000\"",
        [](const Reader& r, HostConf& h) {
          h.registry = r.string();

@@ -174,6 +174,12 @@ std::int64_t Reader::integer() const {
   return **node.as_integer();
 }
 
+bool Reader::boolean() const {
+  auto value = node.value<bool>();
+  if (!node.is_boolean() || !value) wrong_type("true or false");
+  return *value;
+}
+
 std::int64_t Reader::size() const {
   if (node.is_integer()) return **node.as_integer();
   if (!node.is_string()) wrong_type("a size");

@@ -37,6 +37,7 @@ struct Reader {
   [[noreturn]] void wrong_type(const std::string& wanted) const;
   std::string string() const;     // a non-empty string
   std::int64_t integer() const;   // an integer
+  bool boolean() const;           // true or false
   std::int64_t size() const;      // bytes: an integer, or a string parse_size reads ("4g")
   // An array of non-empty strings; `check` (if given) says what is wrong
   // with one, or "" for nothing, and the error points at that item.

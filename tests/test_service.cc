@@ -372,14 +372,7 @@ TEST_CASE("a commit notification re-runs the repository's targets at that commit
 TEST_CASE("a task through the service: its calls as a graph, each call's log, reused at a branch's checkout",
           "[docker][service]") {
   TaskDir t;
-  t.computation("upper", {"text"}, {"big"}, "tr a-z A-Z < \"$1\" > \"$2\"; echo upper-done");
-  t.computation("count", {"text", "big"}, {"n"}, "cat \"$1\" \"$2\" | wc -c > \"$3\"");
-  t.inputs({"text"});
-  t.node("workflow", "computation", "count");
-  t.node("workflow/inputs/00-text", "input", "text");
-  t.node("workflow/inputs/01-big", "computation", "upper");
-  t.node("workflow/inputs/01-big/inputs/00-text", "input", "text");
-  t.commit();
+  upper_count_task(t);
   ServiceHost host;
   host.give(t.path());
   std::string text = host.input("t.txt", "abc\n");
@@ -397,7 +390,7 @@ TEST_CASE("a task through the service: its calls as a graph, each call's log, re
   CHECK(calls->getObject(1)->getValue<std::string>("state") == "computed");
   CHECK(calls->getObject(0)->getObject("report")->getValue<std::string>("outcome") == "computed");
   CHECK(slurp(run->getArray("outputs")->getElement<std::string>(0)) == "8\n");
-  CHECK(host.get("/v1/runs/" + std::to_string(id) + "/log?call=0").body.find("upper-done") != std::string::npos);
+  CHECK(host.get("/v1/runs/" + std::to_string(id) + "/log?call=0").body.find("upper-said-ABC") != std::string::npos);
   CHECK(host.get("/v1/runs/" + std::to_string(id) + "/log?call=2").status == 404);
   // The same task at its branch: checked out once, every call reused.
   std::int64_t branch = host.submit(run_body(t.path(), {text}, ", \"branch\": \"main\""));

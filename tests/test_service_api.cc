@@ -19,22 +19,21 @@ using ce::test::TempDir;
 
 namespace {
 
-std::string conf_error(const std::string& text) {
+// The ConfigError's message `parse` throws, or "no error".
+template <class Parse>
+std::string config_error(const std::string& text, Parse parse) {
   try {
-    parse_service_conf(text, "service.conf");
+    parse(text);
   } catch (const ConfigError& e) {
     return e.what();
   }
   return "no error";
 }
-
+std::string conf_error(const std::string& text) {
+  return config_error(text, [](const std::string& t) { parse_service_conf(t, "service.conf"); });
+}
 std::string tokens_error(const std::string& text) {
-  try {
-    parse_tokens(text, "tokens");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "no error";
+  return config_error(text, [](const std::string& t) { parse_tokens(t, "tokens"); });
 }
 
 // The status and message of the ApiError a request body gets.

@@ -16,14 +16,7 @@ using namespace ce::test;
 TEST_CASE("the dashboard in a browser: a submitted task appears, its calls turn done, a call's log opens",
           "[docker][service][browser]") {
   TaskDir t;
-  t.computation("upper", {"text"}, {"big"}, "sleep 1; tr a-z A-Z < \"$1\" > \"$2\"; echo upper-said-$(cat \"$2\")");
-  t.computation("count", {"text", "big"}, {"n"}, "sleep 1; cat \"$1\" \"$2\" | wc -c > \"$3\"");
-  t.inputs({"text"});
-  t.node("workflow", "computation", "count");
-  t.node("workflow/inputs/00-text", "input", "text");
-  t.node("workflow/inputs/01-big", "computation", "upper");
-  t.node("workflow/inputs/01-big/inputs/00-text", "input", "text");
-  t.commit();
+  upper_count_task(t, "sleep 1; ");
   ServiceHost host;
   host.give(t.path());
   std::string text = host.input("t.txt", "shown\n");

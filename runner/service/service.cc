@@ -253,6 +253,21 @@ std::string real_path_as(const Invoker& invoker, const std::string& path, bool d
   return std::string(buffer, static_cast<std::size_t>(n));
 }
 
+// `path` under one of `roots` as named, then (opened with the invoker's
+// rights) where it really leads: that real path, or refuse(the path that
+// is outside) thrown.
+std::string real_under_roots(const Invoker& invoker, const std::string& path, bool directory, const std::string& what,
+                             const std::vector<std::string>& roots,
+                             const std::function<ApiError(const std::string&)>& refuse) {
+  auto in_roots = [&](const std::string& p) {
+    return std::any_of(roots.begin(), roots.end(), [&](const std::string& root) { return under(p, root); });
+  };
+  if (!in_roots(path)) throw refuse(path);
+  std::string real = real_path_as(invoker, path, directory, what);
+  if (!in_roots(real)) throw refuse(real);
+  return real;
+}
+
 std::string roots_text(const std::vector<std::string>& roots) {
   std::string out;
   for (const auto& r : roots) out += (out.empty() ? "" : ", ") + r;
@@ -262,21 +277,14 @@ std::string roots_text(const std::vector<std::string>& roots) {
 }  // namespace
 
 std::string Service::Impl::resolve_repository(const std::string& repository, const Invoker& invoker) {
-  auto refuse = [&](const std::string& real) {
-    return ApiError(403, "the repository " + repository + (real != repository ? " (" + real + ")" : "") +
-                             " is not under a repository root of the service's (" +
-                             roots_text(settings.conf.repository_roots) + "); ask root to add one to " +
-                             settings.conf.origin);
-  };
-  // As named, then where it really is: both under a root.
-  auto in_roots = [&](const std::string& path) {
-    return std::any_of(settings.conf.repository_roots.begin(), settings.conf.repository_roots.end(),
-                       [&](const std::string& root) { return under(path, root); });
-  };
-  if (!in_roots(repository)) throw refuse(repository);
-  std::string real = real_path_as(invoker, repository, true, "the repository");
-  if (!in_roots(real)) throw refuse(real);
-  return real;
+  return real_under_roots(invoker, repository, true, "the repository", settings.conf.repository_roots,
+                          [&](const std::string& real) {
+                            return ApiError(403, "the repository " + repository +
+                                                     (real != repository ? " (" + real + ")" : "") +
+                                                     " is not under a repository root of the service's (" +
+                                                     roots_text(settings.conf.repository_roots) +
+                                                     "); ask root to add one to " + settings.conf.origin);
+                          });
 }
 
 std::string Service::Impl::resolve_dir(const std::string& repository, const std::string& path,
@@ -295,20 +303,12 @@ std::string Service::Impl::resolve_input(const std::string& input, const Invoker
   std::vector<std::string> roots = settings.conf.input_roots;
   roots.push_back(gfs);
   roots.push_back(uploads_dir);
-  auto refuse = [&](const std::string& real) {
+  return real_under_roots(invoker, path, false, "the input", roots, [&](const std::string& real) {
     return ApiError(403, "the input " + input + (real != path ? " (" + real + ")" : "") +
                              " is not in the GFS nor under an input root of the service's (" +
                              roots_text(settings.conf.input_roots) + "); upload it, or ask root to add a root to " +
                              settings.conf.origin);
-  };
-  auto in_roots = [&](const std::string& p) {
-    return std::any_of(roots.begin(), roots.end(), [&](const std::string& root) { return under(p, root); });
-  };
-  // As named, then where it really is: both under a root.
-  if (!in_roots(path)) throw refuse(path);
-  std::string real = real_path_as(invoker, path, false, "the input");
-  if (!in_roots(real)) throw refuse(real);
-  return real;
+  });
 }
 
 // An uploaded input, kept where the user can read it and nobody else can

@@ -149,17 +149,9 @@ const std::vector<KeySpec>& keys() {
            r.fail("'max_body' must be from 1k to 4g");
        }},
       {"swarm", "swarm = true",
-       [](const Reader& r, ServiceConf& c) {
-         auto value = r.node.value<bool>();
-         if (!value) r.wrong_type("true or false");
-         c.swarm = *value;
-       }},
+       [](const Reader& r, ServiceConf& c) { c.swarm = r.boolean(); }},
       {"public_reads", "public_reads = false",
-       [](const Reader& r, ServiceConf& c) {
-         auto value = r.node.value<bool>();
-         if (!value) r.wrong_type("true or false");
-         c.public_reads = *value;
-       }},
+       [](const Reader& r, ServiceConf& c) { c.public_reads = r.boolean(); }},
       {"repository", "[[repository]] name = \"wordfreq\"",
        [](const Reader& r, ServiceConf& c) {
          const toml::array* a = r.node.as_array();

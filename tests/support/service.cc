@@ -96,17 +96,12 @@ void ServiceHost::start(const std::vector<std::string>& args) {
   if (!up) throw std::runtime_error("ce-run serve did not start within 30 s: " + log());
 }
 
-void ServiceHost::stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-}
+void ServiceHost::stop() { end(SIGTERM); }
+void ServiceHost::kill9() { end(SIGKILL); }
 
-void ServiceHost::kill9() {
+void ServiceHost::end(int signal) {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
+  ::kill(pid_, signal);
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;

@@ -34,6 +34,7 @@ class ServiceHost {
   void start(const std::vector<std::string>& args = {});
   void stop();   // SIGTERM, and waits for it
   void kill9();  // SIGKILL, and waits for it
+  void end(int signal);
   bool running() const { return pid_ > 0; }
   std::string log() const;  // what it wrote to stderr
 

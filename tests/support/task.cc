@@ -92,6 +92,17 @@ RunResult TaskDir::run(std::vector<std::string> args) {
   return run_ce(args);
 }
 
+void upper_count_task(TaskDir& t, const std::string& first) {
+  t.computation("upper", {"text"}, {"big"}, first + "tr a-z A-Z < \"$1\" > \"$2\"; echo upper-said-$(cat \"$2\")");
+  t.computation("count", {"text", "big"}, {"n"}, first + "cat \"$1\" \"$2\" | wc -c > \"$3\"");
+  t.inputs({"text"});
+  t.node("workflow", "computation", "count");
+  t.node("workflow/inputs/00-text", "input", "text");
+  t.node("workflow/inputs/01-big", "computation", "upper");
+  t.node("workflow/inputs/01-big/inputs/00-text", "input", "text");
+  t.commit();
+}
+
 std::vector<std::string> files_below(const std::string& dir) {
   std::vector<std::string> files;
   for (fs::recursive_directory_iterator it(dir), end; it != end; ++it)

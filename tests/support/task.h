@@ -55,6 +55,12 @@ class TaskDir {
   bool made_ = false;
 };
 
+// A task of two calls on one input, text: upper (text -> big, in capitals;
+// it prints upper-said-BIG) and, at the root, count (text, big -> n, the
+// bytes of both). `first` runs first in each exec (e.g. "sleep 1; ").
+// Committed.
+void upper_count_task(TaskDir& t, const std::string& first = "");
+
 // The files below `dir` (relative paths, sorted): what a run left there.
 std::vector<std::string> files_below(const std::string& dir);
 
